@@ -1,0 +1,72 @@
+#pragma once
+
+#include "actors/atoms.hpp"
+#include "core/frame_sink.hpp"
+#include "core/query.hpp"
+#include "core/ring_buffer.hpp"
+#include "core/update.hpp"
+#include "core/upstream_client.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <optional>
+
+namespace btcstream {
+
+/// One SSE client: holds its resume point and runs the seam (DESIGN.md).
+using connection_actor = caf::typed_actor<
+  // A stored update to forward, from the broadcaster.
+  caf::reacts_to<atom::live, stored>,
+  // No traffic for --heartbeat: write `: hb`, from the broadcaster.
+  caf::reacts_to<atom::heartbeat>,
+  // The session ended (closed, slow, stalled), from the HTTP session.
+  caf::reacts_to<atom::session, session_state>>;
+
+/// Fans every stored update out to the subscribed connections and drives
+/// the one heartbeat timer for all of them.
+using broadcaster_actor = caf::typed_actor<
+  // A newly stored update, from the buffer.
+  caf::reacts_to<atom::publish, stored>,
+  // Subscribes (and monitors) a connection; replies with the id of the last
+  // update forwarded so far, 0 if none: the `upto` of the seam.
+  caf::replies_to<atom::subscribe, connection_actor>::with<uint64_t>,
+  // The heartbeat timer, from itself.
+  caf::reacts_to<atom::heartbeat>,
+  // Health round trip; replies with the number of subscribers.
+  caf::replies_to<atom::ping>::with<uint64_t>>;
+
+/// The TTL ring buffer: encodes each update once and answers history queries.
+using buffer_actor = caf::typed_actor<
+  // A validated update with its id, from the fetcher.
+  caf::reacts_to<atom::publish, update>,
+  // Frames after a resume point up to `upto`, from a connection.
+  caf::replies_to<atom::history, resume_point, uint64_t>::with<history>,
+  // The latest update if any (REST, readiness), from the front end.
+  caf::replies_to<atom::latest>::with<std::optional<update>>,
+  // Health round trip; replies with the number of buffered updates.
+  caf::replies_to<atom::ping>::with<uint64_t>>;
+
+/// Polls the upstream on a fixed-rate schedule and assigns event ids.
+using fetcher_actor = caf::typed_actor<
+  // The schedule, from itself.
+  caf::reacts_to<atom::tick>,
+  // The outcome of one request, from the upstream client's thread.
+  caf::reacts_to<atom::fetched, fetch_result>,
+  // Health round trip; replies with the last id assigned (0 if none).
+  caf::replies_to<atom::ping>::with<uint64_t>>;
+
+} // namespace btcstream
+
+// Message payloads. They are only ever sent between actors of one process,
+// never serialised, so CAF needs no inspect() for them; frames travel as
+// shared immutable strings (one copy for every receiver).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::update)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::stored)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::history)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::resume_point)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::fetch_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::session_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<btcstream::update>)

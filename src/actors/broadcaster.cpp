@@ -1,0 +1,77 @@
+#include "actors/broadcaster.hpp"
+
+#include "actors/errors.hpp"
+#include "core/log.hpp"
+
+#include <caf/all.hpp>
+
+namespace btcstream {
+
+namespace {
+
+void forget(broadcaster_state& st, const caf::actor_addr& who) {
+  auto i = st.index.find(who);
+  if (i == st.index.end())
+    return;
+  auto pos = i->second;
+  st.index.erase(i);
+  if (pos + 1 != st.subscribers.size()) {
+    st.subscribers[pos] = std::move(st.subscribers.back());
+    st.index[st.subscribers[pos].address()] = pos;
+  }
+  st.subscribers.pop_back();
+}
+
+} // namespace
+
+broadcaster_actor::behavior_type
+broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
+            caf::timespan heartbeat) {
+  if (heartbeat <= caf::timespan::zero()) {
+    self->quit(make_error(ec::invalid_argument, "heartbeat must be > 0"));
+    return broadcaster_actor::behavior_type::make_empty_behavior();
+  }
+  set_default_handlers(self);
+  self->state.heartbeat = heartbeat;
+  self->state.last_traffic = self->clock().now();
+  self->set_down_handler(
+    [self](const caf::down_msg& msg) { forget(self->state, msg.source); });
+  self->scheduled_send(self, self->state.last_traffic + heartbeat,
+                       atom::heartbeat_v);
+  return {
+    // A newly stored update, from the buffer.
+    [self](atom::publish, const stored& s) {
+      auto& st = self->state;
+      st.last_forwarded = s.u.id;
+      st.last_traffic = self->clock().now();
+      for (auto& c : st.subscribers)
+        self->send(c, atom::live_v, s);
+    },
+    // Subscribes a connection, from the connection itself.
+    [self](atom::subscribe, const connection_actor& c) -> uint64_t {
+      auto& st = self->state;
+      if (c && st.index.count(c.address()) == 0) {
+        self->monitor(c);
+        st.index.emplace(c.address(), st.subscribers.size());
+        st.subscribers.push_back(c);
+      }
+      return st.last_forwarded;
+    },
+    // The heartbeat timer, from itself: fires at last_traffic + heartbeat.
+    [self](atom::heartbeat) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      if (now - st.last_traffic >= st.heartbeat) {
+        for (auto& c : st.subscribers)
+          self->send(c, atom::heartbeat_v);
+        st.last_traffic = now;
+      }
+      self->scheduled_send(self, st.last_traffic + st.heartbeat,
+                           atom::heartbeat_v);
+    },
+    // Health round trip.
+    [self](atom::ping) -> uint64_t { return self->state.subscribers.size(); },
+  };
+}
+
+} // namespace btcstream

@@ -1,0 +1,39 @@
+#pragma once
+
+#include "actors/actors.hpp"
+
+#include <caf/actor_addr.hpp>
+#include <caf/actor_clock.hpp>
+#include <caf/timespan.hpp>
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+namespace btcstream {
+
+/// The broadcaster's state.
+struct broadcaster_state {
+  /// Subscribed connections, iterated for every update.
+  std::vector<connection_actor> subscribers;
+  /// Position of each subscriber in `subscribers`, for O(1) removal on DOWN.
+  std::unordered_map<caf::actor_addr, size_t> index;
+  /// Id of the last update forwarded (0 if none): the `upto` of the seam.
+  uint64_t last_forwarded = 0;
+  /// Time of the last frame or heartbeat sent to everybody.
+  caf::actor_clock::time_point last_traffic;
+  /// Silence after which a heartbeat goes out.
+  caf::timespan heartbeat;
+
+  static inline const char* name = "broadcaster";
+};
+
+/// Forwards each stored update to every subscribed connection, forgets dead
+/// ones, and sends one `: hb` to all after `heartbeat` without traffic. One
+/// timer serves every connection: all of them see the same live traffic.
+/// @param heartbeat the silence before a heartbeat (> 0).
+broadcaster_actor::behavior_type
+broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
+            caf::timespan heartbeat);
+
+} // namespace btcstream

@@ -1,0 +1,81 @@
+#include "actors/connection.hpp"
+
+#include "actors/errors.hpp"
+#include "core/log.hpp"
+#include "core/sse.hpp"
+
+#include <caf/all.hpp>
+
+namespace btcstream {
+
+namespace {
+
+void give_up(connection_actor::stateful_pointer<connection_state> self,
+             const caf::error& err, const char* step) {
+  log(log_level::warn, std::string{"connection ends: "} + step + " failed: "
+                         + self->system().render(err));
+  self->quit(err);
+}
+
+} // namespace
+
+connection_actor::behavior_type
+connection(connection_actor::stateful_pointer<connection_state> self,
+           std::shared_ptr<frame_sink> sink, resume_point from,
+           broadcaster_actor broadcaster, buffer_actor buffer,
+           caf::timespan timeout, size_t max_held) {
+  if (!sink || !broadcaster || !buffer || max_held == 0) {
+    if (sink)
+      sink->close();
+    self->quit(make_error(ec::invalid_argument,
+                          "connection needs sink, broadcaster and buffer"));
+    return connection_actor::behavior_type::make_empty_behavior();
+  }
+  set_default_handlers(self);
+  auto& st = self->state;
+  st.sink = sink;
+  st.resume.emplace(from.given);
+  st.max_held = max_held;
+  // Whatever ends this actor ends the stream.
+  self->attach_functor([sink] { sink->close(); });
+  // The broadcaster's death ends the stream; DOWN's default handler would
+  // only drop the message.
+  self->monitor(broadcaster);
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    self->quit(msg.reason ? msg.reason : caf::exit_reason::normal);
+  });
+  auto me = caf::actor_cast<connection_actor>(self);
+  self->request(broadcaster, timeout, atom::subscribe_v, me)
+    .then(
+      [self, buffer, from, timeout](uint64_t upto) {
+        self->request(buffer, timeout, atom::history_v, from, upto)
+          .then(
+            [self](const history& h) {
+              auto out = self->state.resume->on_history(h);
+              if (!out.empty())
+                self->state.sink->replay(std::move(out));
+            },
+            [self](caf::error& err) { give_up(self, err, "history"); });
+      },
+      [self](caf::error& err) { give_up(self, err, "subscribe"); });
+  return {
+    // A stored update, from the broadcaster.
+    [self](atom::live, const stored& s) {
+      auto& st = self->state;
+      if (auto f = st.resume->on_live(s)) {
+        st.sink->deliver(std::move(*f));
+      } else if (st.resume->held() > st.max_held) {
+        log(log_level::warn, "connection drops a client: history reply late");
+        self->quit();
+      }
+    },
+    // No traffic for --heartbeat, from the broadcaster.
+    [self](atom::heartbeat) {
+      self->state.sink->deliver(heartbeat_frame());
+    },
+    // The session ended, from the HTTP session.
+    [self](atom::session, session_state) { self->quit(); },
+  };
+}
+
+} // namespace btcstream

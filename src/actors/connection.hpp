@@ -1,0 +1,50 @@
+#pragma once
+
+#include "actors/actors.hpp"
+#include "core/frame_sink.hpp"
+#include "core/query.hpp"
+#include "core/seam.hpp"
+
+#include <caf/timespan.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+
+namespace btcstream {
+
+/// A connection's state.
+struct connection_state {
+  /// Where frames go: the HTTP session, or a test's recording sink.
+  std::shared_ptr<frame_sink> sink;
+  /// The hold/replay/release rule; engaged from spawn on.
+  std::optional<seam> resume;
+  /// Frames held before the history reply, at most; beyond this the client
+  /// is treated as slow (the history reply takes a single round trip, so
+  /// only a wedged buffer could reach it).
+  size_t max_held = 0;
+
+  static inline const char* name = "connection";
+};
+
+/// One SSE client:
+///
+///   spawn ─subscribe─▶ subscribing ─upto─▶ replaying ─history─▶ live
+///                      (live frames held)  (held)                (forwarded
+///                                                                 if newer)
+///
+/// In every phase: a session event, a failed request or the broadcaster's
+/// death ends the actor, and its exit closes the sink.
+/// @param sink the session's frame sink.
+/// @param from the client's resume point.
+/// @param broadcaster live frames; monitored.
+/// @param buffer history.
+/// @param timeout for the subscribe and history requests.
+/// @param max_held bound on frames held while replaying (>= 1).
+connection_actor::behavior_type
+connection(connection_actor::stateful_pointer<connection_state> self,
+           std::shared_ptr<frame_sink> sink, resume_point from,
+           broadcaster_actor broadcaster, buffer_actor buffer,
+           caf::timespan timeout, size_t max_held);
+
+} // namespace btcstream

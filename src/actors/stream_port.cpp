@@ -1,0 +1,60 @@
+#include "actors/stream_port.hpp"
+
+#include "actors/connection.hpp"
+
+#include <caf/all.hpp>
+
+namespace btcstream {
+
+namespace {
+
+/// Forwards the session's state change to its connection actor.
+class actor_session_events final : public session_events {
+public:
+  explicit actor_session_events(connection_actor c) : conn_(std::move(c)) {}
+
+  void on_state(session_state s) override {
+    caf::anon_send(conn_, atom::session_v, s);
+  }
+
+private:
+  connection_actor conn_;
+};
+
+class actor_stream_port final : public stream_port {
+public:
+  actor_stream_port(caf::actor_system& sys, broadcaster_actor b,
+                    buffer_actor buf, caf::timespan timeout, size_t max_held)
+    : sys_(sys),
+      broadcaster_(std::move(b)),
+      buffer_(std::move(buf)),
+      timeout_(timeout),
+      max_held_(max_held) {
+  }
+
+  std::shared_ptr<session_events>
+  open(resume_point from, std::shared_ptr<frame_sink> sink) override {
+    auto c = sys_.spawn(connection, std::move(sink), std::move(from),
+                        broadcaster_, buffer_, timeout_, max_held_);
+    return std::make_shared<actor_session_events>(std::move(c));
+  }
+
+private:
+  caf::actor_system& sys_;
+  broadcaster_actor broadcaster_;
+  buffer_actor buffer_;
+  caf::timespan timeout_;
+  size_t max_held_;
+};
+
+} // namespace
+
+std::shared_ptr<stream_port>
+make_stream_port(caf::actor_system& sys, broadcaster_actor broadcaster,
+                 buffer_actor buffer, caf::timespan timeout, size_t max_held) {
+  return std::make_shared<actor_stream_port>(sys, std::move(broadcaster),
+                                             std::move(buffer), timeout,
+                                             max_held);
+}
+
+} // namespace btcstream

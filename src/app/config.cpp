@@ -1,0 +1,254 @@
+#include "app/config.hpp"
+
+#include "app/defaults.hpp"
+#include "core/units.hpp"
+#include "core/url.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <cctype>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+
+namespace btcstream {
+
+namespace po = boost::program_options;
+using std::chrono::milliseconds;
+
+namespace {
+
+/// A bad value: the message names the flag.
+struct bad_value : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string ms_text(milliseconds d) {
+  return std::to_string(d.count()) + "ms";
+}
+
+po::options_description options() {
+  po::options_description d{"btcstream: live BTC/USD prices over "
+                            "Server-Sent Events.\n\nOptions (each also "
+                            "BTCSTREAM_<FLAG> in the environment, e.g. "
+                            "BTCSTREAM_HISTORY_TTL)"};
+  auto s = [](const char* def) { return po::value<std::string>()->value_name(def); };
+  d.add_options()
+    ("help", "print this help and exit")
+    ("version", "print the version and exit")
+    ("listen", s("0.0.0.0:8080"), "address and port to serve on")
+    ("interval", s("5s"), "time between upstream polls")
+    ("history-ttl", s("1h"), "how long updates stay in the buffer")
+    ("history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")
+    ("upstream-url", s("https://data-api.coindesk.com/..."),
+     "CoinDesk latest-tick URL (http:// for tests)")
+    ("api-key", s("none"), "CoinDesk API key (also COINDESK_API_KEY)")
+    ("api-key-file", s("none"), "file holding the API key")
+    ("web-root", s("installed web/"), "directory of the web UI")
+    ("heartbeat", s("15s"), "comment heartbeat after this much silence")
+    ("retry", s("3s"), "SSE retry hint (jittered +-20% per client)")
+    ("client-queue", s("256KiB"), "unsent bytes before a client is dropped")
+    ("stall-timeout", s("60s"), "no write progress before a client is dropped")
+    ("max-clients", s("open files - 100"), "concurrent SSE clients")
+    ("cors-origin", s("*"), "Access-Control-Allow-Origin")
+    ("log-level", s("info"), "debug, info, warn or error")
+    ("io-threads", s("1"), "Asio threads (benchmark before changing)")
+    ("actor-threads", s("2"), "CAF scheduler threads");
+  return d;
+}
+
+std::optional<std::string> get(const po::variables_map& vm, const char* k) {
+  if (vm.count(k))
+    return vm[k].as<std::string>();
+  return std::nullopt;
+}
+
+milliseconds duration_of(const po::variables_map& vm, const char* k,
+                         milliseconds def, bool positive) {
+  auto v = get(vm, k);
+  if (!v)
+    return def;
+  auto d = parse_duration(*v);
+  if (!d || (positive && d->count() <= 0))
+    throw bad_value{"--" + std::string{k} + ": invalid duration '" + *v
+                    + "' (expected e.g. 250ms, 5s, 2min, 1h"
+                    + (positive ? ", above zero)" : ")")};
+  return *d;
+}
+
+uint64_t count_of(const po::variables_map& vm, const char* k, uint64_t def,
+                  uint64_t lo, uint64_t hi) {
+  auto v = get(vm, k);
+  if (!v)
+    return def;
+  bool digits = !v->empty() && v->size() <= 19;
+  for (char c : *v)
+    digits = digits && std::isdigit(static_cast<unsigned char>(c));
+  uint64_t n = digits ? std::stoull(*v) : 0;
+  if (!digits || n < lo || n > hi)
+    throw bad_value{"--" + std::string{k} + ": invalid number '" + *v
+                    + "' (expected " + std::to_string(lo) + " to "
+                    + std::to_string(hi) + ")"};
+  return n;
+}
+
+std::string read_key_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    throw bad_value{"--api-key-file: cannot read '" + path + "'"};
+  std::string key{std::istreambuf_iterator<char>{in},
+                  std::istreambuf_iterator<char>{}};
+  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
+    key.pop_back();
+  if (key.empty())
+    throw bad_value{"--api-key-file: '" + path + "' is empty"};
+  return key;
+}
+
+config build(const po::variables_map& vm) {
+  config c;
+  auto listen = get(vm, "listen").value_or(defaults::listen);
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size())
+    throw bad_value{"--listen: expected HOST:PORT, got '" + listen + "'"};
+  c.listen_host = listen.substr(0, colon);
+  if (c.listen_host.size() > 2 && c.listen_host.front() == '['
+      && c.listen_host.back() == ']')
+    c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+  c.listen_port = listen.substr(colon + 1);
+  for (char ch : c.listen_port)
+    if (!std::isdigit(static_cast<unsigned char>(ch))
+        || c.listen_port.size() > 5 || std::stoul(c.listen_port) > 65535)
+      throw bad_value{"--listen: invalid port in '" + listen + "'"};
+  c.interval = duration_of(vm, "interval", defaults::interval, true);
+  c.history_ttl = duration_of(vm, "history-ttl", defaults::history_ttl, true);
+  auto derived = static_cast<uint64_t>(
+                   (c.history_ttl.count() + c.interval.count() - 1)
+                   / c.interval.count())
+                 + 1;
+  c.history_max = count_of(vm, "history-max", derived, 1, 10'000'000);
+  c.upstream_url = get(vm, "upstream-url").value_or(defaults::upstream_url);
+  if (!parse_url(c.upstream_url))
+    throw bad_value{"--upstream-url: not an http(s) URL: '" + c.upstream_url
+                    + "'"};
+  auto key = get(vm, "api-key");
+  auto key_file = get(vm, "api-key-file");
+  if (key && key_file)
+    throw bad_value{"--api-key and --api-key-file: give only one"};
+  if (key_file)
+    c.api_key = read_key_file(*key_file);
+  else if (key)
+    c.api_key = *key;
+  else if (auto fallback = get(vm, "coindesk-api-key"))
+    c.api_key = *fallback;
+  c.web_root = get(vm, "web-root").value_or("");
+  c.heartbeat = duration_of(vm, "heartbeat", defaults::heartbeat, true);
+  c.retry = duration_of(vm, "retry", defaults::retry, true);
+  auto q = get(vm, "client-queue");
+  c.client_queue = defaults::client_queue;
+  if (q) {
+    auto n = parse_size(*q);
+    if (!n || *n < 1024)
+      throw bad_value{"--client-queue: invalid size '" + *q
+                      + "' (expected e.g. 256KiB, at least 1KiB)"};
+    c.client_queue = *n;
+  }
+  c.stall_timeout = duration_of(vm, "stall-timeout", defaults::stall_timeout,
+                                true);
+  c.max_clients = count_of(vm, "max-clients", 0, 1, 10'000'000);
+  c.cors_origin = get(vm, "cors-origin").value_or(defaults::cors_origin);
+  if (c.cors_origin.empty()
+      || c.cors_origin.find_first_of("\r\n") != std::string::npos)
+    throw bad_value{"--cors-origin: invalid value"};
+  auto level = get(vm, "log-level").value_or("info");
+  if (level == "debug")
+    c.level = log_level::debug;
+  else if (level == "info")
+    c.level = log_level::info;
+  else if (level == "warn")
+    c.level = log_level::warn;
+  else if (level == "error")
+    c.level = log_level::error;
+  else
+    throw bad_value{"--log-level: expected debug, info, warn or error, got '"
+                    + level + "'"};
+  c.io_threads = static_cast<unsigned>(
+    count_of(vm, "io-threads", defaults::io_threads, 1, 64));
+  c.actor_threads = static_cast<unsigned>(
+    count_of(vm, "actor-threads", defaults::actor_threads, 1, 64));
+  return c;
+}
+
+} // namespace
+
+config_result parse_config(int argc, const char* const* argv) {
+  auto desc = options();
+  config_result out;
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    // Environment after flags: store() keeps the first value it sees.
+    auto from_env = [&desc](const std::string& var) -> std::string {
+      const std::string prefix = "BTCSTREAM_";
+      if (var.compare(0, prefix.size(), prefix) != 0)
+        return {};
+      std::string flag;
+      for (char ch : var.substr(prefix.size()))
+        flag += ch == '_' ? '-'
+                          : static_cast<char>(std::tolower(
+                            static_cast<unsigned char>(ch)));
+      if (flag == "help" || flag == "version")
+        return {};
+      return desc.find_nothrow(flag, false) ? flag : std::string{};
+    };
+    po::store(po::parse_environment(desc, from_env), vm);
+    // COINDESK_API_KEY is the weakest source of the key: kept apart so that
+    // it never clashes with --api-key-file.
+    po::options_description hidden;
+    hidden.add_options()("coindesk-api-key", po::value<std::string>());
+    po::store(po::parse_environment(hidden,
+                                    [](const std::string& var) -> std::string {
+                                      return var == "COINDESK_API_KEY"
+                                               ? "coindesk-api-key"
+                                               : "";
+                                    }),
+              vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::ostringstream os;
+      os << desc << "\nDurations take ms, s, min (or m), h; sizes take KiB, "
+                    "MiB.\nThe key is also read from COINDESK_API_KEY.\n";
+      out.output = os.str();
+      return out;
+    }
+    if (vm.count("version")) {
+      out.output = "btcstream " BTCSTREAM_VERSION "\n";
+      return out;
+    }
+    out.cfg = build(vm);
+  } catch (const std::exception& e) {
+    out.exit_code = 2;
+    out.output = std::string{"btcstream: "} + e.what()
+                 + "\nTry 'btcstream --help'.\n";
+  }
+  return out;
+}
+
+std::string describe(const config& c) {
+  std::ostringstream os;
+  os << "config listen=" << c.listen_host << ":" << c.listen_port
+     << " interval=" << ms_text(c.interval)
+     << " history_ttl=" << ms_text(c.history_ttl)
+     << " history_max=" << c.history_max << " upstream_url=" << c.upstream_url
+     << " api_key=" << (c.api_key.empty() ? "none" : "<redacted>")
+     << " web_root=" << c.web_root << " heartbeat=" << ms_text(c.heartbeat)
+     << " retry=" << ms_text(c.retry) << " client_queue=" << c.client_queue
+     << " stall_timeout=" << ms_text(c.stall_timeout)
+     << " max_clients=" << c.max_clients << " cors_origin=" << c.cors_origin
+     << " io_threads=" << c.io_threads
+     << " actor_threads=" << c.actor_threads;
+  return os.str();
+}
+
+} // namespace btcstream

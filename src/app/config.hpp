@@ -1,0 +1,52 @@
+#pragma once
+
+#include "core/log.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace btcstream {
+
+/// The effective configuration, after flags, environment and defaults.
+struct config {
+  std::string listen_host;
+  std::string listen_port;
+  std::chrono::milliseconds interval;
+  std::chrono::milliseconds history_ttl;
+  /// 0: derived, ⌈TTL ÷ interval⌉ + 1.
+  uint64_t history_max = 0;
+  std::string upstream_url;
+  /// Never logged or shown.
+  std::string api_key;
+  /// Empty: the installed web/ (or the source tree's when run from a build).
+  std::string web_root;
+  std::chrono::milliseconds heartbeat;
+  std::chrono::milliseconds retry;
+  uint64_t client_queue = 0;
+  std::chrono::milliseconds stall_timeout;
+  /// 0: derived from the open-files limit.
+  uint64_t max_clients = 0;
+  std::string cors_origin;
+  log_level level = log_level::info;
+  unsigned io_threads = 1;
+  unsigned actor_threads = 2;
+};
+
+/// The outcome of reading the command line and environment: a config to run,
+/// or text to print and an exit code (`--help`, `--version`, a bad value).
+struct config_result {
+  std::optional<config> cfg;
+  int exit_code = 0;
+  std::string output;
+};
+
+/// Reads flags, then `BTCSTREAM_*` variables, then `COINDESK_API_KEY`
+/// (earlier wins), then defaults. Bad values name the flag.
+config_result parse_config(int argc, const char* const* argv);
+
+/// The effective configuration as one log line, the key redacted.
+std::string describe(const config& c);
+
+} // namespace btcstream

@@ -1,0 +1,220 @@
+#include "app/wiring.hpp"
+
+#include "actors/broadcaster.hpp"
+#include "actors/buffer.hpp"
+#include "actors/fetcher.hpp"
+#include "actors/stream_port.hpp"
+#include "app/defaults.hpp"
+#include "core/log.hpp"
+#include "core/url.hpp"
+#include "http/listener.hpp"
+#include "upstream/http_client.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <sys/resource.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace btcstream {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Raises the soft open-files limit to the hard one; returns the result.
+uint64_t raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? 1'000'000 : rl.rlim_cur;
+}
+
+/// The web root: as configured, else the installed one, else the source
+/// tree's (running from a build directory).
+std::optional<fs::path> find_web_root(const std::string& configured) {
+  std::vector<fs::path> candidates;
+  if (!configured.empty()) {
+    candidates.emplace_back(configured);
+  } else {
+    std::error_code ec;
+    auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec)
+      candidates.push_back(exe.parent_path().parent_path() / "share"
+                           / "btcstream" / "web");
+    candidates.emplace_back(BTCSTREAM_INSTALLED_WEB_ROOT);
+    candidates.emplace_back(BTCSTREAM_SOURCE_WEB_ROOT);
+  }
+  for (auto& c : candidates) {
+    std::error_code ec;
+    auto p = fs::canonical(c, ec);
+    if (!ec && fs::is_directory(p, ec))
+      return p;
+    if (!configured.empty())
+      break;
+  }
+  return std::nullopt;
+}
+
+/// Resolves once: the first outcome (signal or core failure) wins.
+class exit_latch {
+public:
+  void set(int code) {
+    if (!done_.exchange(true))
+      promise_.set_value(code);
+  }
+  int wait() { return promise_.get_future().get(); }
+
+private:
+  std::atomic<bool> done_{false};
+  std::promise<int> promise_;
+};
+
+} // namespace
+
+int run_service(const config& given) {
+  config cfg = given;
+  set_log_level(cfg.level);
+  auto fd_limit = raise_fd_limit();
+  if (cfg.max_clients == 0)
+    cfg.max_clients = fd_limit > defaults::reserved_fds * 2
+                        ? fd_limit - defaults::reserved_fds
+                        : fd_limit / 2;
+  auto web_root = find_web_root(cfg.web_root);
+  if (!web_root) {
+    log(log_level::error, "--web-root: no such directory: '" + cfg.web_root
+                            + "'");
+    return 2;
+  }
+  cfg.web_root = web_root->string();
+  auto upstream = parse_url(cfg.upstream_url);
+  if (upstream->scheme != "http") {
+    log(log_level::error, "--upstream-url: https is not supported by this "
+                          "build yet; use an http:// upstream");
+    return 2;
+  }
+  log(log_level::info, "btcstream " BTCSTREAM_VERSION " starts: "
+                         + describe(cfg));
+
+  // The io_context outlives the actor system (platform-facts.md).
+  asio::io_context ioc{static_cast<int>(cfg.io_threads)};
+  auto work = asio::make_work_guard(ioc);
+  exit_latch exit;
+  std::atomic<bool> stopping{false};
+  int code = 0;
+  {
+    caf::actor_system_config sys_cfg;
+    // Work sharing: one message to 50,000 actors in ~50 ms instead of
+    // seconds with 0.17's work stealing (platform-facts.md).
+    sys_cfg.set("scheduler.policy", caf::atom("sharing"));
+    sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.actor_threads));
+    sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
+    caf::actor_system sys{sys_cfg};
+
+    auto clock = std::make_shared<system_wall_clock>();
+    auto timeout = std::min<std::chrono::milliseconds>(
+      cfg.interval * 4 / 5, std::chrono::milliseconds{10000});
+    auto client = std::make_shared<http_client>(ioc, *upstream, cfg.api_key,
+                                                timeout);
+    auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat});
+    auto buf = sys.spawn(buffer, static_cast<size_t>(cfg.history_max),
+                         cfg.history_ttl, b, clock);
+    auto f = sys.spawn(fetcher, client, buf, clock, upstream->instrument(),
+                       caf::timespan{cfg.interval});
+    // A core actor that dies outside shutdown takes the process with it:
+    // better a restart than a stream that never updates again.
+    auto watch = [&](const char* what) {
+      return [&, what](const caf::error& reason) {
+        if (stopping.load())
+          return;
+        log(log_level::error, std::string{what}
+                                + " died unexpectedly: " + to_string(reason));
+        exit.set(1);
+      };
+    };
+    b->attach_functor(watch("broadcaster"));
+    buf->attach_functor(watch("buffer"));
+    f->attach_functor(watch("fetcher"));
+
+    auto ctx = std::make_shared<server_context>();
+    ctx->opts.web_root = *web_root;
+    ctx->opts.cors_origin = cfg.cors_origin;
+    ctx->opts.retry = cfg.retry;
+    ctx->opts.client_queue = cfg.client_queue;
+    ctx->opts.stall_timeout = cfg.stall_timeout;
+    ctx->opts.max_clients = cfg.max_clients;
+    ctx->streams = make_stream_port(sys, b, buf,
+                                    defaults::actor_request_timeout,
+                                    cfg.history_max + 16);
+    auto lst = std::make_shared<listener>(ioc, ctx);
+    bool listening = false;
+    try {
+      auto addr = asio::ip::make_address(cfg.listen_host);
+      lst->open({addr, static_cast<unsigned short>(std::stoul(cfg.listen_port))});
+      listening = true;
+    } catch (const std::exception& e) {
+      log(log_level::error, "--listen " + cfg.listen_host + ":"
+                              + cfg.listen_port + ": " + e.what());
+      exit.set(1);
+    }
+    asio::signal_set signals{ioc, SIGINT, SIGTERM};
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (!ec) {
+        log(log_level::info, std::string{"btcstream stops on "}
+                               + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+        exit.set(0);
+      }
+    });
+    std::vector<std::thread> io;
+    for (unsigned i = 0; i < cfg.io_threads; ++i)
+      io.emplace_back([&ioc] { ioc.run(); });
+    if (listening) {
+      auto ep = lst->local_endpoint();
+      log(log_level::info, "listening on " + ep.address().to_string() + ":"
+                             + std::to_string(ep.port()));
+      lst->run();
+    }
+
+    code = exit.wait();
+
+    // Shutdown: stop accepting, end the core actors (connections follow
+    // through their monitors and close their sinks), wait for every actor
+    // while the Asio threads still run, then let sessions flush and close.
+    stopping = true;
+    ctx->draining = true;
+    lst->stop();
+    signals.cancel();
+    client->stop();
+    for (auto& h : {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(buf),
+                    caf::actor_cast<caf::actor>(b)})
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    ctx->streams.reset();
+    sys.await_all_actors_done();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+    while (ctx->sse_clients.load() > 0
+           && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    work.reset();
+    ioc.stop();
+    for (auto& t : io)
+      t.join();
+  }
+  log(log_level::info, "btcstream exits with code " + std::to_string(code));
+  return code;
+}
+
+} // namespace btcstream

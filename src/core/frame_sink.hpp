@@ -1,0 +1,39 @@
+#pragma once
+
+#include "core/update.hpp"
+
+#include <vector>
+
+namespace btcstream {
+
+/// Why a session stopped: reported once, as a state change.
+enum class session_state {
+  closed,  ///< the client went away (or a write failed)
+  slow,    ///< unsent bytes exceeded --client-queue
+  stalled, ///< no write progress for --stall-timeout
+};
+
+const char* to_string(session_state s);
+
+/// Where a connection actor writes its frames. Implemented by the HTTP
+/// session (posting onto its strand) and by the tests' recording sink.
+struct frame_sink {
+  virtual ~frame_sink() = default;
+  /// Queues live frames; counted against --client-queue. Any thread.
+  virtual void deliver(frame_ptr f) = 0;
+  /// Queues replayed frames; paced by write completion, not counted against
+  /// --client-queue (a long replay must not make a client "slow").
+  virtual void replay(std::vector<frame_ptr> frames) = 0;
+  /// Ends the stream after the queued frames are written (or at once if the
+  /// client is gone). Idempotent.
+  virtual void close() = 0;
+};
+
+/// How a session tells its connection actor about state changes.
+struct session_events {
+  virtual ~session_events() = default;
+  /// Called once, from the session's strand, when the session ends.
+  virtual void on_state(session_state s) = 0;
+};
+
+} // namespace btcstream

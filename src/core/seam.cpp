@@ -1,0 +1,44 @@
+#include "core/seam.hpp"
+
+#include "core/sse.hpp"
+
+#include <algorithm>
+
+namespace btcstream {
+
+seam::seam(std::string requested) : requested_(std::move(requested)) {
+  // nop
+}
+
+std::optional<frame_ptr> seam::on_live(const stored& s) {
+  if (holding_) {
+    held_.push_back(s);
+    return std::nullopt;
+  }
+  if (s.u.id <= last_written_)
+    return std::nullopt;
+  last_written_ = s.u.id;
+  return s.frame;
+}
+
+std::vector<frame_ptr> seam::on_history(const history& h) {
+  std::vector<frame_ptr> out;
+  out.reserve(h.frames.size() + held_.size() + 1);
+  if (h.gap)
+    out.push_back(encode_gap(requested_, h.oldest));
+  out.insert(out.end(), h.frames.begin(), h.frames.end());
+  // Replayed frames all have ids <= end_id, so end_id is the last id written.
+  last_written_ = std::max(last_written_, h.end_id);
+  for (auto& s : held_) {
+    if (s.u.id > last_written_) {
+      out.push_back(s.frame);
+      last_written_ = s.u.id;
+    }
+  }
+  holding_ = false;
+  held_.clear();
+  held_.shrink_to_fit();
+  return out;
+}
+
+} // namespace btcstream

@@ -1,0 +1,46 @@
+#pragma once
+
+#include "core/ring_buffer.hpp"
+#include "core/update.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace btcstream {
+
+/// The hold/replay/release rule that makes a resume exactly-once and in
+/// order (DESIGN.md, "The seam"), as plain logic for the connection actor.
+///
+///   holding ──history──▶ live
+///
+/// While holding, live frames are kept. The history reply is written, then
+/// the held frames with id > the last id written, then every later live frame
+/// with id > the last id written.
+class seam {
+public:
+  /// @param requested the resume point as given, for the gap event.
+  explicit seam(std::string requested);
+
+  /// A live frame from the broadcaster. Returns the frame to write now, or
+  /// nothing (held, or already covered).
+  std::optional<frame_ptr> on_live(const stored& s);
+
+  /// The history reply. Returns everything to write, in order: a gap event
+  /// if needed, the replayed frames, then the released held frames.
+  std::vector<frame_ptr> on_history(const history& h);
+
+  bool holding() const { return holding_; }
+  size_t held() const { return held_.size(); }
+  uint64_t last_written() const { return last_written_; }
+
+private:
+  std::string requested_;
+  bool holding_ = true;
+  uint64_t last_written_ = 0;
+  std::vector<stored> held_;
+};
+
+} // namespace btcstream

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace btcstream {
+
+/// One successful poll of the upstream: the unit that is stored and streamed.
+struct update {
+  /// Event id: max(retrieval time in unix ms, previous id + 1); see event_id.hpp.
+  uint64_t id = 0;
+  /// Retrieval time in unix milliseconds (UTC).
+  int64_t ts_ms = 0;
+  /// BTC/USD price, finite and > 0.
+  double price = 0;
+};
+
+inline bool operator==(const update& a, const update& b) {
+  return a.id == b.id && a.ts_ms == b.ts_ms && a.price == b.price;
+}
+
+/// The bytes of one SSE frame, serialised once and shared by every client.
+using frame_ptr = std::shared_ptr<const std::string>;
+
+/// An update together with its encoded frame, as the buffer stores it.
+struct stored {
+  update u;
+  frame_ptr frame;
+};
+
+} // namespace btcstream

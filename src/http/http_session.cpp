@@ -1,0 +1,226 @@
+#include "http/http_session.hpp"
+
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "core/query.hpp"
+#include "core/sse.hpp"
+#include "http/router.hpp"
+#include "http/sse_session.hpp"
+#include "http/static_files.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <random>
+#include <sstream>
+
+namespace btcstream {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+namespace {
+
+/// Per-thread randomness for the `retry:` jitter (not actor state).
+random_source& thread_random() {
+  thread_local seeded_random rng{std::random_device{}()};
+  return rng;
+}
+
+} // namespace
+
+http_session::http_session(asio::ip::tcp::socket&& socket,
+                           std::shared_ptr<server_context> ctx)
+  : stream_(std::move(socket)), ctx_(std::move(ctx)) {
+}
+
+void http_session::run() {
+  asio::dispatch(stream_.get_executor(),
+                 [self = shared_from_this()] { self->do_read(); });
+}
+
+void http_session::do_read() {
+  parser_.emplace();
+  parser_->header_limit(ctx_->opts.max_head_bytes);
+  parser_->body_limit(ctx_->opts.max_body_bytes);
+  stream_.expires_after(first_request_ ? ctx_->opts.head_timeout
+                                       : ctx_->opts.idle_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec,
+                                               size_t n) {
+                     self->on_read(ec, n);
+                   });
+}
+
+void http_session::on_read(beast::error_code ec, size_t) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout
+      || ec == asio::error::operation_aborted
+      || ec == asio::error::connection_reset) {
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    return;
+  }
+  if (ec == http::error::header_limit) {
+    respond(json_error(http::status::request_header_fields_too_large,
+                       "request head too large", 11, false, ctx_->opts));
+    return;
+  }
+  if (ec == http::error::body_limit) {
+    respond(json_error(http::status::payload_too_large, "request body too large",
+                       11, false, ctx_->opts));
+    return;
+  }
+  if (ec) {
+    respond(json_error(http::status::bad_request, "malformed request", 11,
+                       false, ctx_->opts));
+    return;
+  }
+  first_request_ = false;
+  handle();
+}
+
+void http_session::handle() {
+  auto& req = parser_->get();
+  auto version = req.version();
+  auto keep_alive = req.keep_alive();
+  auto t = parse_target(to_std(req.target()));
+  if (!t) {
+    respond(json_error(http::status::bad_request, "malformed request target",
+                       version, keep_alive, ctx_->opts));
+    return;
+  }
+  auto kind = route_for(t->path);
+  std::optional<std::filesystem::path> file;
+  if (kind == route_kind::static_file) {
+    file = resolve_static(ctx_->opts.web_root, t->path);
+    if (!file) {
+      respond(json_error(http::status::not_found, "not found", version,
+                         keep_alive, ctx_->opts));
+      return;
+    }
+  }
+  switch (action_for(to_std(req.method_string()))) {
+    case method_action::not_allowed: {
+      auto res = json_error(http::status::method_not_allowed,
+                            "method not allowed", version, keep_alive,
+                            ctx_->opts);
+      res.set(http::field::allow, to_beast(allowed_methods));
+      respond(std::move(res));
+      return;
+    }
+    case method_action::preflight:
+      respond(preflight(version, keep_alive, ctx_->opts));
+      return;
+    case method_action::serve:
+      break;
+  }
+  bool head_only = req.method() == http::verb::head;
+  if (kind == route_kind::stream)
+    serve_stream(head_only);
+  else
+    serve_file(*file, head_only);
+}
+
+void http_session::serve_stream(bool head_only) {
+  auto& req = parser_->get();
+  auto version = req.version();
+  auto keep_alive = req.keep_alive();
+  std::optional<std::string_view> last_event_id;
+  if (auto i = req.find("Last-Event-ID"); i != req.end())
+    last_event_id = std::string_view{i->value().data(), i->value().size()};
+  auto t = parse_target(to_std(req.target()));
+  auto choice = choose_resume_point(last_event_id, *t,
+                                    system_wall_clock{}.now_ms());
+  if (!choice.point) {
+    respond(json_error(http::status::bad_request, choice.error, version,
+                       keep_alive, ctx_->opts));
+    return;
+  }
+  auto unavailable = [&](std::string_view why) {
+    auto res = json_error(http::status::service_unavailable, why, version,
+                          keep_alive, ctx_->opts);
+    auto secs = std::max<int64_t>(1, (ctx_->opts.retry.count() + 999) / 1000);
+    res.set(http::field::retry_after, std::to_string(secs));
+    respond(std::move(res));
+  };
+  if (ctx_->draining.load(std::memory_order_relaxed)) {
+    unavailable("server is shutting down");
+    return;
+  }
+  std::ostringstream header;
+  header << stream_header(version, ctx_->opts);
+  if (head_only) {
+    string_response res{http::status::ok, version};
+    for (auto& f : stream_header(version, ctx_->opts))
+      res.set(f.name_string(), f.value());
+    res.erase(http::field::transfer_encoding);
+    res.keep_alive(keep_alive);
+    respond(std::move(res));
+    return;
+  }
+  auto& count = ctx_->sse_clients;
+  if (count.fetch_add(1, std::memory_order_relaxed)
+      >= ctx_->opts.max_clients) {
+    count.fetch_sub(1, std::memory_order_relaxed);
+    log(log_level::warn, "http session rejects a stream: at --max-clients");
+    unavailable("too many clients");
+    return;
+  }
+  auto retry = jitter(ctx_->opts.retry.count(), 0.2, thread_random());
+  auto sse = std::make_shared<sse_session>(stream_.release_socket(), ctx_,
+                                           version >= 11);
+  sse->start(header.str(), encode_retry(std::chrono::milliseconds{retry}),
+             std::move(*choice.point));
+}
+
+void http_session::serve_file(const std::filesystem::path& file,
+                              bool head_only) {
+  auto& req = parser_->get();
+  auto body = read_file(file);
+  if (!body) {
+    respond(json_error(http::status::not_found, "not found", req.version(),
+                       req.keep_alive(), ctx_->opts));
+    return;
+  }
+  string_response res{http::status::ok, req.version()};
+  add_common_headers(res, ctx_->opts);
+  res.set(http::field::content_type, to_beast(content_type_for(file)));
+  res.set(http::field::cache_control, "no-cache");
+  res.keep_alive(req.keep_alive());
+  if (head_only) {
+    res.content_length(body->size());
+  } else {
+    res.body() = std::move(*body);
+    res.prepare_payload();
+  }
+  respond(std::move(res));
+}
+
+void http_session::respond(string_response res) {
+  bool close = !res.keep_alive();
+  pending_ = std::make_shared<string_response>(std::move(res));
+  if (parser_ && parser_->is_header_done()
+      && parser_->get().method() == http::verb::head) {
+    // HEAD: the header as for GET, no body (Content-Length kept).
+    pending_->body().clear();
+  }
+  stream_.expires_after(ctx_->opts.idle_timeout);
+  http::async_write(stream_, *pending_,
+                    [self = shared_from_this(), close](beast::error_code ec,
+                                                       size_t n) {
+                      self->on_write(close, ec, n);
+                    });
+}
+
+void http_session::on_write(bool close, beast::error_code ec, size_t) {
+  pending_.reset();
+  if (ec)
+    return;
+  if (close) {
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    return;
+  }
+  do_read();
+}
+
+} // namespace btcstream

@@ -1,0 +1,43 @@
+#pragma once
+
+#include "http/responses.hpp"
+#include "http/server_context.hpp"
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace btcstream {
+
+/// One HTTP connection: reads requests (bounded head and body, timeouts),
+/// answers static files and errors with keep-alive, and hands the socket to
+/// an `sse_session` for `/stream`.
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(boost::asio::ip::tcp::socket&& socket,
+               std::shared_ptr<server_context> ctx);
+
+  /// Starts reading on the socket's strand.
+  void run();
+
+private:
+  void do_read();
+  void on_read(boost::beast::error_code ec, size_t n);
+  void handle();
+  void serve_stream(bool head_only);
+  void serve_file(const std::filesystem::path& file, bool head_only);
+  void respond(string_response res);
+  void on_write(bool close, boost::beast::error_code ec, size_t n);
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<server_context> ctx_;
+  bool first_request_ = true;
+  std::shared_ptr<string_response> pending_; // alive while being written
+};
+
+} // namespace btcstream

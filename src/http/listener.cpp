@@ -1,0 +1,73 @@
+#include "http/listener.hpp"
+
+#include "core/log.hpp"
+#include "http/http_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+
+namespace btcstream {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+listener::listener(asio::io_context& ioc, std::shared_ptr<server_context> ctx)
+  : ioc_(ioc),
+    acceptor_(asio::make_strand(ioc)),
+    backoff_(acceptor_.get_executor()),
+    ctx_(std::move(ctx)) {
+}
+
+void listener::open(const asio::ip::tcp::endpoint& ep) {
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+asio::ip::tcp::endpoint listener::local_endpoint() const {
+  return acceptor_.local_endpoint();
+}
+
+void listener::run() {
+  asio::post(acceptor_.get_executor(),
+             [self = shared_from_this()] { self->do_accept(); });
+}
+
+void listener::stop() {
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    error_code ec;
+    self->backoff_.cancel();
+    self->acceptor_.close(ec);
+  });
+}
+
+void listener::do_accept() {
+  acceptor_.async_accept(
+    asio::make_strand(ioc_),
+    [self = shared_from_this()](error_code ec, asio::ip::tcp::socket s) {
+      self->on_accept(ec, std::move(s));
+    });
+}
+
+void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {
+  if (ec == asio::error::operation_aborted || !acceptor_.is_open())
+    return;
+  if (ec) {
+    // Out of descriptors (or another transient failure): back off briefly,
+    // the pending connection stays in the backlog.
+    log(log_level::warn, "listener cannot accept: " + ec.message());
+    backoff_.expires_after(std::chrono::milliseconds{100});
+    backoff_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec)
+        self->do_accept();
+    });
+    return;
+  }
+  std::make_shared<http_session>(std::move(socket), ctx_)->run();
+  do_accept();
+}
+
+} // namespace btcstream

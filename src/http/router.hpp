@@ -1,0 +1,24 @@
+#pragma once
+
+#include <string_view>
+
+namespace btcstream {
+
+/// What a request path names.
+enum class route_kind {
+  stream,      ///< GET /stream
+  static_file, ///< anything else: looked up in the web root
+};
+
+/// The route for a decoded path.
+route_kind route_for(std::string_view path);
+
+/// How a route treats a method: every route answers GET and HEAD, and
+/// OPTIONS as a CORS preflight; anything else is 405.
+enum class method_action { serve, preflight, not_allowed };
+method_action action_for(std::string_view method);
+
+/// The `Allow` header of a 405.
+inline constexpr std::string_view allowed_methods = "GET, HEAD";
+
+} // namespace btcstream

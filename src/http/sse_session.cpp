@@ -1,0 +1,281 @@
+#include "http/sse_session.hpp"
+
+#include "core/log.hpp"
+#include "core/update.hpp"
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstdio>
+
+namespace btcstream {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::string_view crlf = "\r\n";
+constexpr std::string_view last_chunk = "0\r\n\r\n";
+
+/// The sink the connection actor writes to. A weak pointer, so the actor
+/// never keeps a socket alive (chat-multi's broadcast).
+class session_sink final : public frame_sink {
+public:
+  explicit session_sink(std::weak_ptr<sse_session> s) : session_(std::move(s)) {
+  }
+
+  void deliver(frame_ptr f) override {
+    if (auto s = session_.lock())
+      s->post_live(std::move(f));
+  }
+
+  void replay(std::vector<frame_ptr> frames) override {
+    if (auto s = session_.lock())
+      s->post_replay(std::move(frames));
+  }
+
+  void close() override {
+    if (auto s = session_.lock())
+      s->post_close();
+  }
+
+private:
+  std::weak_ptr<sse_session> session_;
+};
+
+} // namespace
+
+sse_session::sse_session(asio::ip::tcp::socket socket,
+                         std::shared_ptr<server_context> ctx, bool chunked)
+  : socket_(std::move(socket)),
+    stall_timer_(socket_.get_executor()),
+    ctx_(std::move(ctx)),
+    chunked_(chunked) {
+}
+
+sse_session::~sse_session() {
+  ctx_->sse_clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void sse_session::start(std::string header, std::string retry,
+                        resume_point from) {
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay{true}, ec);
+  header_ = std::move(header);
+  // Frames the actor delivers are posted, so they queue behind `retry`.
+  events_ = ctx_->streams->open(
+    std::move(from), std::make_shared<session_sink>(weak_from_this()));
+  enqueue(std::make_shared<const std::string>(std::move(retry)), false);
+  if (!finished_)
+    do_read();
+}
+
+void sse_session::post_live(frame_ptr f) {
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), f = std::move(f)]() mutable {
+               self->enqueue(std::move(f), true);
+             });
+}
+
+void sse_session::post_replay(std::vector<frame_ptr> fs) {
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), fs = std::move(fs)]() mutable {
+               if (self->finished_ || self->closing_)
+                 return;
+               for (auto& f : fs)
+                 self->queue_.push_back(item{std::move(f), false});
+               self->flush();
+             });
+}
+
+void sse_session::post_close() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->closing_ = true;
+    self->flush();
+  });
+}
+
+void sse_session::enqueue(frame_ptr f, bool counted) {
+  if (finished_ || closing_)
+    return;
+  if (counted) {
+    counted_bytes_ += f->size();
+    if (counted_bytes_ > ctx_->opts.client_queue) {
+      finish(session_state::slow);
+      return;
+    }
+  }
+  queue_.push_back(item{std::move(f), counted});
+  flush();
+}
+
+// Writes without blocking as long as the socket takes bytes; waits for
+// writability otherwise. One batch in flight, always.
+void sse_session::flush() {
+  if (finished_ || waiting_)
+    return;
+  for (;;) {
+    if (next_buf_ == bufs_.size() && !next_batch()) {
+      if (closing_ && terminated_) {
+        error_code ec;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        finish(session_state::closed);
+      }
+      return;
+    }
+    error_code ec;
+    auto first = bufs_.begin() + static_cast<std::ptrdiff_t>(next_buf_);
+    auto n = socket_.write_some(
+      std::vector<asio::const_buffer>(first, bufs_.end()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      wait_writable();
+      return;
+    }
+    if (ec) {
+      finish(session_state::closed);
+      return;
+    }
+    last_progress_ = std::chrono::steady_clock::now();
+    consume(n);
+  }
+}
+
+// Moves every queued frame into one write (one chunk for HTTP/1.1).
+bool sse_session::next_batch() {
+  for (auto& i : batch_)
+    if (i.counted)
+      counted_bytes_ -= i.frame->size();
+  batch_.clear();
+  bufs_.clear();
+  next_buf_ = 0;
+  if (header_in_batch_) {
+    header_in_batch_ = false;
+    header_.clear();
+    header_.shrink_to_fit();
+  }
+  if (!header_.empty()) {
+    // The header goes out with the first batch, then never again.
+    bufs_.emplace_back(asio::buffer(header_));
+    header_in_batch_ = true;
+  }
+  if (queue_.empty()) {
+    if (closing_ && !terminated_) {
+      terminated_ = true;
+      if (chunked_)
+        bufs_.emplace_back(asio::buffer(last_chunk.data(), last_chunk.size()));
+    }
+    return !bufs_.empty();
+  }
+  size_t total = 0;
+  for (auto& i : queue_)
+    total += i.frame->size();
+  if (chunked_) {
+    auto len = std::snprintf(chunk_head_.data(), chunk_head_.size(), "%zx\r\n",
+                             total);
+    bufs_.emplace_back(asio::buffer(chunk_head_.data(),
+                                    static_cast<size_t>(len)));
+  }
+  batch_.reserve(queue_.size());
+  for (auto& i : queue_) {
+    bufs_.emplace_back(asio::buffer(*i.frame));
+    batch_.push_back(std::move(i));
+  }
+  queue_.clear();
+  if (chunked_)
+    bufs_.emplace_back(asio::buffer(crlf.data(), crlf.size()));
+  return true;
+}
+
+void sse_session::consume(size_t n) {
+  while (n > 0 && next_buf_ < bufs_.size()) {
+    auto& b = bufs_[next_buf_];
+    if (n >= b.size()) {
+      n -= b.size();
+      ++next_buf_;
+    } else {
+      b += n;
+      n = 0;
+    }
+  }
+}
+
+void sse_session::wait_writable() {
+  waiting_ = true;
+  if (!timer_armed_) {
+    last_progress_ = std::chrono::steady_clock::now();
+    timer_armed_ = true;
+    stall_timer_.expires_at(last_progress_ + ctx_->opts.stall_timeout);
+    stall_timer_.async_wait(
+      [self = shared_from_this()](error_code ec) { self->on_stall_timer(ec); });
+  }
+  socket_.async_wait(
+    asio::ip::tcp::socket::wait_write,
+    [self = shared_from_this()](error_code ec) { self->on_writable(ec); });
+}
+
+void sse_session::on_writable(error_code ec) {
+  waiting_ = false;
+  if (finished_)
+    return;
+  if (ec) {
+    finish(session_state::closed);
+    return;
+  }
+  flush();
+}
+
+void sse_session::on_stall_timer(error_code ec) {
+  timer_armed_ = false;
+  if (ec || finished_ || !waiting_)
+    return;
+  auto deadline = last_progress_ + ctx_->opts.stall_timeout;
+  if (std::chrono::steady_clock::now() >= deadline) {
+    finish(session_state::stalled);
+    return;
+  }
+  timer_armed_ = true;
+  stall_timer_.expires_at(deadline);
+  stall_timer_.async_wait(
+    [self = shared_from_this()](error_code ec) { self->on_stall_timer(ec); });
+}
+
+// SSE clients send nothing after the request; a pending read notices at once
+// when they go away, instead of at the next write.
+void sse_session::do_read() {
+  socket_.async_read_some(asio::buffer(read_buf_),
+                          [self = shared_from_this()](error_code ec, size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void sse_session::on_read(error_code ec, size_t) {
+  if (finished_)
+    return;
+  if (ec) {
+    finish(session_state::closed);
+    return;
+  }
+  do_read();
+}
+
+void sse_session::finish(session_state s) {
+  if (finished_)
+    return;
+  finished_ = true;
+  if (s != session_state::closed)
+    log(log_level::warn, std::string{"sse session drops a client: "}
+                           + to_string(s));
+  error_code ec;
+  stall_timer_.cancel();
+  socket_.close(ec);
+  queue_.clear();
+  if (events_) {
+    events_->on_state(s);
+    events_.reset();
+  }
+}
+
+} // namespace btcstream

@@ -1,0 +1,84 @@
+#pragma once
+
+#include "core/frame_sink.hpp"
+#include "core/query.hpp"
+#include "http/server_context.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace btcstream {
+
+/// One SSE client's socket, after the HTTP session handed it over. Owns the
+/// queue of unsent frames, enforces --client-queue and --stall-timeout,
+/// coalesces queued frames into one write, and reports only state changes to
+/// its connection actor. Every member runs on the socket's strand; the sink
+/// side (`post_*`) may be called from any thread.
+class sse_session : public std::enable_shared_from_this<sse_session> {
+public:
+  /// Takes a slot already counted in `ctx->sse_clients`; gives it back when
+  /// destroyed.
+  sse_session(boost::asio::ip::tcp::socket socket,
+              std::shared_ptr<server_context> ctx, bool chunked);
+  ~sse_session();
+
+  sse_session(const sse_session&) = delete;
+  sse_session& operator=(const sse_session&) = delete;
+
+  /// Writes `head` (the response header and the `retry:` field) at once and
+  /// opens the stream from `from`. Call on the socket's strand.
+  void start(std::string header, std::string retry, resume_point from);
+
+  /// Thread-safe entry points of the frame sink.
+  void post_live(frame_ptr f);
+  void post_replay(std::vector<frame_ptr> fs);
+  void post_close();
+
+private:
+  struct item {
+    frame_ptr frame;
+    bool counted; // against --client-queue
+  };
+
+  void enqueue(frame_ptr f, bool counted);
+  void flush();
+  bool next_batch();
+  void consume(size_t n);
+  void wait_writable();
+  void on_writable(boost::system::error_code ec);
+  void on_stall_timer(boost::system::error_code ec);
+  void do_read();
+  void on_read(boost::system::error_code ec, size_t n);
+  void finish(session_state s);
+
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer stall_timer_;
+  std::shared_ptr<server_context> ctx_;
+  bool chunked_;
+  std::string header_; // written once, before the first chunk
+  bool header_in_batch_ = false;
+  std::deque<item> queue_;
+  uint64_t counted_bytes_ = 0; // unsent counted bytes, queued or in batch_
+  std::vector<item> batch_;    // the write in progress
+  std::vector<boost::asio::const_buffer> bufs_;
+  size_t next_buf_ = 0; // first buffer of bufs_ not yet fully written
+  std::array<char, 24> chunk_head_{};
+  bool closing_ = false;
+  bool terminated_ = false; // the final chunk has been queued
+  bool finished_ = false;
+  bool waiting_ = false;     // blocked until the socket is writable
+  bool timer_armed_ = false;
+  std::chrono::steady_clock::time_point last_progress_;
+  std::array<char, 256> read_buf_{};
+  std::shared_ptr<session_events> events_;
+};
+
+} // namespace btcstream

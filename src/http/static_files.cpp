@@ -1,0 +1,78 @@
+#include "http/static_files.hpp"
+
+#include <fstream>
+#include <iterator>
+#include <system_error>
+
+namespace btcstream {
+
+namespace fs = std::filesystem;
+
+std::optional<fs::path> resolve_static(const fs::path& root,
+                                       std::string_view path) {
+  if (path.empty() || path.front() != '/')
+    return std::nullopt;
+  std::string rel{path.substr(1)};
+  if (rel.empty() || rel.back() == '/')
+    rel += "index.html";
+  // Reject by segment before touching the file system; canonical() below
+  // catches symlinks that lead out of the root.
+  size_t start = 0;
+  while (start <= rel.size()) {
+    auto end = rel.find('/', start);
+    if (end == std::string::npos)
+      end = rel.size();
+    auto seg = std::string_view{rel}.substr(start, end - start);
+    if (seg == ".." || seg == "." || seg.find('\\') != std::string_view::npos)
+      return std::nullopt;
+    start = end + 1;
+  }
+  std::error_code ec;
+  auto full = fs::canonical(root / rel, ec);
+  if (ec)
+    return std::nullopt;
+  auto r = root.native();
+  auto f = full.native();
+  if (f.size() <= r.size() || f.compare(0, r.size(), r) != 0
+      || f[r.size()] != '/')
+    return std::nullopt;
+  if (!fs::is_regular_file(full, ec))
+    return std::nullopt;
+  return full;
+}
+
+std::string_view content_type_for(const fs::path& file) {
+  auto ext = file.extension().string();
+  if (ext == ".html" || ext == ".htm")
+    return "text/html; charset=utf-8";
+  if (ext == ".js" || ext == ".mjs")
+    return "text/javascript; charset=utf-8";
+  if (ext == ".css")
+    return "text/css; charset=utf-8";
+  if (ext == ".json")
+    return "application/json";
+  if (ext == ".svg")
+    return "image/svg+xml";
+  if (ext == ".png")
+    return "image/png";
+  if (ext == ".ico")
+    return "image/x-icon";
+  if (ext == ".txt")
+    return "text/plain; charset=utf-8";
+  if (ext == ".webmanifest")
+    return "application/manifest+json";
+  return "application/octet-stream";
+}
+
+std::optional<std::string> read_file(const fs::path& file) {
+  std::ifstream in{file, std::ios::binary};
+  if (!in)
+    return std::nullopt;
+  std::string body{std::istreambuf_iterator<char>{in},
+                   std::istreambuf_iterator<char>{}};
+  if (in.bad())
+    return std::nullopt;
+  return body;
+}
+
+} // namespace btcstream

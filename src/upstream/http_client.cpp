@@ -1,0 +1,163 @@
+#include "upstream/http_client.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+namespace btcstream {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+http_client::http_client(asio::io_context& ioc, url target,
+                         std::string api_key,
+                         std::chrono::milliseconds timeout)
+  : strand_(asio::make_strand(ioc)),
+    resolver_(strand_),
+    target_(std::move(target)),
+    timeout_(timeout) {
+  request_.version(11);
+  request_.method(http::verb::get);
+  request_.target(target_.target);
+  auto host = target_.host;
+  if (host.find(':') != std::string::npos)
+    host = "[" + host + "]";
+  if (target_.port != "80")
+    host += ":" + target_.port;
+  request_.set(http::field::host, host);
+  request_.set(http::field::user_agent, "btcstream/" BTCSTREAM_VERSION);
+  request_.set(http::field::accept, "application/json");
+  if (!api_key.empty())
+    request_.set(http::field::authorization, "Apikey " + api_key);
+  request_.keep_alive(true);
+}
+
+void http_client::fetch(std::function<void(fetch_result)> done) {
+  asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() {
+    if (self->stopped_ || self->done_) {
+      fetch_result r;
+      r.error = self->stopped_ ? "client stopped" : "request in flight";
+      done(std::move(r));
+      return;
+    }
+    self->done_ = std::move(done);
+    self->deadline_ = std::chrono::steady_clock::now() + self->timeout_;
+    self->start();
+  });
+}
+
+void http_client::stop() {
+  asio::post(strand_, [self = shared_from_this()] {
+    self->stopped_ = true;
+    self->resolver_.cancel();
+    if (self->stream_)
+      self->stream_->close();
+    self->connected_ = false;
+    // Drop the callback: the fetcher is gone or going.
+    self->done_ = nullptr;
+  });
+}
+
+void http_client::start() {
+  if (connected_) {
+    reused_ = true;
+    do_write();
+    return;
+  }
+  reused_ = false;
+  resolver_.async_resolve(
+    target_.host, target_.port,
+    asio::bind_executor(strand_, [self = shared_from_this()](
+                                   beast::error_code ec, auto results) {
+      self->on_resolve(ec, std::move(results));
+    }));
+}
+
+void http_client::on_resolve(beast::error_code ec,
+                             asio::ip::tcp::resolver::results_type results) {
+  if (ec)
+    return fail("resolve", ec);
+  stream_.emplace(strand_);
+  stream_->expires_at(deadline_);
+  stream_->async_connect(results,
+                         [self = shared_from_this()](beast::error_code ec,
+                                                     const auto&) {
+                           self->on_connect(ec);
+                         });
+}
+
+void http_client::on_connect(beast::error_code ec) {
+  if (ec)
+    return fail("connect", ec);
+  connected_ = true;
+  do_write();
+}
+
+void http_client::do_write() {
+  stream_->expires_at(deadline_);
+  http::async_write(*stream_, request_,
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->on_write(ec);
+                    });
+}
+
+void http_client::on_write(beast::error_code ec) {
+  if (ec)
+    return fail("write", ec);
+  parser_.emplace();
+  parser_->body_limit(1024 * 1024);
+  buffer_.clear();
+  http::async_read(*stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec, size_t) {
+                     self->on_read(ec);
+                   });
+}
+
+void http_client::on_read(beast::error_code ec) {
+  if (ec)
+    return fail("read", ec);
+  auto& res = parser_->get();
+  fetch_result r;
+  r.status = static_cast<int>(res.result_int());
+  if (auto i = res.find(http::field::retry_after); i != res.end())
+    r.retry_after = std::string{i->value()};
+  r.body = std::move(res.body());
+  if (!res.keep_alive()) {
+    stream_->close();
+    connected_ = false;
+  }
+  complete(std::move(r));
+}
+
+void http_client::fail(const std::string& what, beast::error_code ec) {
+  if (stopped_)
+    return;
+  bool nothing_received = !parser_ || !parser_->got_some();
+  if (stream_)
+    stream_->close();
+  connected_ = false;
+  // A kept-alive connection the server closed meanwhile: retry at once on a
+  // fresh one; this is not an upstream failure.
+  if (reused_ && nothing_received && ec != beast::error::timeout
+      && std::chrono::steady_clock::now() < deadline_) {
+    parser_.reset();
+    start();
+    return;
+  }
+  fetch_result r;
+  r.error = what + ": "
+            + (ec == beast::error::timeout ? std::string{"timeout"}
+                                           : ec.message());
+  complete(std::move(r));
+}
+
+void http_client::complete(fetch_result r) {
+  parser_.reset();
+  if (auto done = std::move(done_)) {
+    done_ = nullptr;
+    done(std::move(r));
+  }
+}
+
+} // namespace btcstream

@@ -1,0 +1,66 @@
+#pragma once
+
+#include "core/upstream_client.hpp"
+#include "core/url.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace btcstream {
+
+/// The upstream client over plain HTTP/1.1 with keep-alive (Beast). One
+/// request at a time; a reused connection that fails before the first
+/// response byte is retried once at once on a fresh connection.
+class http_client final : public upstream_client,
+                          public std::enable_shared_from_this<http_client> {
+public:
+  /// @param api_key sent as `Authorization: Apikey <key>` when not empty.
+  /// @param timeout for a whole request (resolve, connect, write, read).
+  http_client(boost::asio::io_context& ioc, url target, std::string api_key,
+              std::chrono::milliseconds timeout);
+
+  void fetch(std::function<void(fetch_result)> done) override;
+  void stop() override;
+
+private:
+  void start();
+  void on_resolve(boost::beast::error_code ec,
+                  boost::asio::ip::tcp::resolver::results_type results);
+  void on_connect(boost::beast::error_code ec);
+  void do_write();
+  void on_write(boost::beast::error_code ec);
+  void on_read(boost::beast::error_code ec);
+  void fail(const std::string& what, boost::beast::error_code ec);
+  void complete(fetch_result r);
+
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::ip::tcp::resolver resolver_;
+  std::optional<boost::beast::tcp_stream> stream_;
+  boost::beast::flat_buffer buffer_;
+  boost::beast::http::request<boost::beast::http::empty_body> request_;
+  std::optional<boost::beast::http::response_parser<
+    boost::beast::http::string_body>>
+    parser_;
+  url target_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::function<void(fetch_result)> done_;
+  bool connected_ = false; // a kept-alive connection is open
+  bool reused_ = false;    // the request in flight runs on a reused one
+  bool stopped_ = false;
+};
+
+} // namespace btcstream

@@ -1,0 +1,114 @@
+#include "actors/broadcaster.hpp"
+
+#include "core/sse.hpp"
+#include "harness.hpp"
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+using namespace btcstream;
+using namespace btcstream::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct received {
+  std::vector<uint64_t> ids;
+  size_t heartbeats = 0;
+};
+
+/// A connection that records what the broadcaster sends it.
+connection_actor::behavior_type mock_connection(std::shared_ptr<received> log) {
+  return {
+    [log](atom::live, const stored& s) { log->ids.push_back(s.u.id); },
+    [log](atom::heartbeat) { ++log->heartbeats; },
+    [](atom::session, session_state) {
+      FAIL_CHECK("the broadcaster never sends session events");
+    },
+  };
+}
+
+struct broadcaster_fixture : fixture {
+  broadcaster_actor b;
+
+  broadcaster_fixture() {
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}));
+    run();
+  }
+
+  /// Spawns a mock connection and subscribes it; returns the subscribe reply.
+  std::pair<connection_actor, uint64_t>
+  subscribe(std::shared_ptr<received> log) {
+    auto c = stop_at_end(sys->spawn(mock_connection, log));
+    auto upto = ask<uint64_t>(*this, b, atom::subscribe_v, c);
+    REQUIRE(upto);
+    return {c, *upto};
+  }
+
+  void publish(int64_t offset_ms) {
+    auto u = make_update(offset_ms, 1);
+    caf::anon_send(b, atom::publish_v, stored{u, encode_update(u)});
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE("the broadcaster forwards every update to every subscriber and "
+          "acks with the last id forwarded") {
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto [ca, upto_a] = f.subscribe(a);
+  CHECK_EQ(upto_a, 0u);
+  f.publish(0);
+  auto b = std::make_shared<received>();
+  auto [cb, upto_b] = f.subscribe(b);
+  CHECK_EQ(upto_b, static_cast<uint64_t>(start_ms));
+  f.publish(5000);
+  CHECK_EQ(a->ids, std::vector<uint64_t>{uint64_t(start_ms),
+                                         uint64_t(start_ms + 5000)});
+  CHECK_EQ(b->ids, std::vector<uint64_t>{uint64_t(start_ms + 5000)});
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 2u);
+}
+
+TEST_CASE("the broadcaster forgets a connection that died") {
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto b = std::make_shared<received>();
+  auto [ca, ua] = f.subscribe(a);
+  auto [cb, ub] = f.subscribe(b);
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 2u);
+  caf::anon_send_exit(ca, caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 1u);
+  f.publish(0);
+  CHECK(a->ids.empty());
+  CHECK_EQ(b->ids.size(), 1u);
+}
+
+TEST_CASE("one heartbeat goes to everybody after a silence, none while "
+          "updates flow") {
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto b = std::make_shared<received>();
+  f.subscribe(a);
+  f.subscribe(b);
+  f.advance(14999ms);
+  CHECK_EQ(a->heartbeats, 0u);
+  f.advance(1ms); // 15 s of silence
+  CHECK_EQ(a->heartbeats, 1u);
+  CHECK_EQ(b->heartbeats, 1u);
+  // Updates every 5 s for a minute: busy, so no heartbeat.
+  for (int i = 1; i <= 12; ++i) {
+    f.advance(5s);
+    f.publish(i * 5000);
+  }
+  CHECK_EQ(a->heartbeats, 1u);
+  // Then silence again: exactly one heartbeat 15 s after the last update.
+  f.advance(14999ms);
+  CHECK_EQ(a->heartbeats, 1u);
+  f.advance(1ms);
+  CHECK_EQ(a->heartbeats, 2u);
+  f.advance(15s);
+  CHECK_EQ(a->heartbeats, 3u);
+}

@@ -1,0 +1,110 @@
+#include "actors/buffer.hpp"
+
+#include "core/sse.hpp"
+#include "harness.hpp"
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+using namespace btcstream;
+using namespace btcstream::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct forwarded {
+  std::vector<stored> items;
+};
+
+/// A broadcaster that records what the buffer publishes.
+broadcaster_actor::behavior_type mock_broadcaster(std::shared_ptr<forwarded> log) {
+  return {
+    [log](atom::publish, const stored& s) { log->items.push_back(s); },
+    [](atom::subscribe, const connection_actor&) -> uint64_t {
+      FAIL_CHECK("the buffer must not subscribe");
+      return 0;
+    },
+    [](atom::heartbeat) { FAIL_CHECK("the buffer sends no heartbeat"); },
+    [](atom::ping) -> uint64_t {
+      FAIL_CHECK("the buffer must not ping");
+      return 0;
+    },
+  };
+}
+
+struct buffer_fixture : fixture {
+  std::shared_ptr<forwarded> log = std::make_shared<forwarded>();
+  buffer_actor buf;
+
+  buffer_fixture(size_t capacity, std::chrono::milliseconds ttl) {
+    auto b = stop_at_end(sys->spawn(mock_broadcaster, log));
+    buf = stop_at_end(sys->spawn(buffer, capacity, ttl, b, clock));
+    run();
+  }
+
+  void publish(const update& u) {
+    caf::anon_send(buf, atom::publish_v, u);
+    run();
+  }
+};
+
+resume_point after(uint64_t id) {
+  resume_point r;
+  r.what = resume_point::kind::after_id;
+  r.id = id;
+  r.given = std::to_string(id);
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("the buffer encodes each update once and replays the very bytes "
+          "it published") {
+  buffer_fixture f{10, 1h};
+  auto u = make_update(0, 97123.45);
+  f.publish(u);
+  REQUIRE_EQ(f.log->items.size(), 1u);
+  auto& s = f.log->items[0];
+  CHECK(s.u == u);
+  CHECK_EQ(*s.frame, "id: 1764182717000\ndata: "
+                     "{\"timestamp\":\"2025-11-26T18:45:17.000Z\","
+                     "\"price\":97123.45}\n\n");
+  auto h = ask<history>(f, f.buf, atom::history_v, after(u.id - 1), u.id);
+  REQUIRE(h);
+  REQUIRE_EQ(h->frames.size(), 1u);
+  // Shared, not copied: the same object serves live fan-out and replay.
+  CHECK_EQ(h->frames[0].get(), s.frame.get());
+}
+
+TEST_CASE("entries older than the TTL are gone from history and latest") {
+  buffer_fixture f{10, 10s};
+  f.publish(make_update(0, 1));
+  f.publish(make_update(5000, 2));
+  f.clock->now = start_ms + 12'000; // the first is 12 s old, the second 7 s
+  auto latest = ask<std::optional<update>>(f, f.buf, atom::latest_v);
+  REQUIRE(latest);
+  REQUIRE(latest->has_value());
+  CHECK_EQ((*latest)->price, 2);
+  CHECK_EQ(ask<uint64_t>(f, f.buf, atom::ping_v), 1u);
+  f.clock->now = start_ms + 16'000;
+  latest = ask<std::optional<update>>(f, f.buf, atom::latest_v);
+  REQUIRE(latest);
+  CHECK_FALSE(latest->has_value());
+  // A client that had the first update missed the second: a gap.
+  auto h = ask<history>(f, f.buf, atom::history_v,
+                        after(static_cast<uint64_t>(start_ms)),
+                        static_cast<uint64_t>(start_ms + 5000));
+  REQUIRE(h);
+  CHECK(h->frames.empty());
+  CHECK(h->gap);
+  CHECK_FALSE(h->oldest.has_value());
+}
+
+TEST_CASE("an update whose id does not increase is dropped, not stored") {
+  buffer_fixture f{10, 1h};
+  f.publish(make_update(1000, 1));
+  f.publish(make_update(1000, 2)); // same id
+  f.publish(make_update(0, 3));    // older id
+  CHECK_EQ(f.log->items.size(), 1u);
+  CHECK_EQ(ask<uint64_t>(f, f.buf, atom::ping_v), 1u);
+}

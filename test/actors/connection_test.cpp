@@ -1,0 +1,152 @@
+#include "actors/broadcaster.hpp"
+#include "actors/buffer.hpp"
+#include "actors/connection.hpp"
+#include "core/sse.hpp"
+#include "harness.hpp"
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+using namespace btcstream;
+using namespace btcstream::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct connection_fixture : fixture {
+  broadcaster_actor b;
+  buffer_actor buf;
+
+  explicit connection_fixture(size_t capacity = 100) {
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}));
+    buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock));
+    run();
+  }
+
+  void publish(int n) {
+    caf::anon_send(buf, atom::publish_v, make_update(n, 1000 + n));
+    run();
+  }
+
+  std::pair<connection_actor, std::shared_ptr<recording_sink>>
+  connect(resume_point r) {
+    auto sink = std::make_shared<recording_sink>();
+    auto c = stop_at_end(sys->spawn(connection, sink, std::move(r), b, buf,
+                                    caf::timespan{10s}, size_t{100}));
+    run();
+    return {c, sink};
+  }
+
+  static resume_point after(uint64_t id) {
+    resume_point r;
+    r.what = resume_point::kind::after_id;
+    r.id = id;
+    r.given = std::to_string(id);
+    return r;
+  }
+  static uint64_t id(int n) { return static_cast<uint64_t>(start_ms + n); }
+};
+
+std::string gap(const std::string& requested, std::optional<uint64_t> oldest) {
+  return *encode_gap(requested, oldest);
+}
+
+} // namespace
+
+TEST_CASE("a client without a resume point gets the latest update, then "
+          "live") {
+  connection_fixture f;
+  f.publish(1);
+  f.publish(2);
+  auto [c, sink] = f.connect(resume_point{});
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(2)});
+  f.publish(3);
+  CHECK_EQ(sink->ids(), (std::vector<uint64_t>{f.id(2), f.id(3)}));
+  CHECK_EQ(sink->frames.size(), 2u);
+}
+
+TEST_CASE("a client without a resume point on an empty buffer gets live "
+          "updates and no gap") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  CHECK(sink->frames.empty());
+  f.publish(1);
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(1)});
+}
+
+TEST_CASE("gap: a resume point older than the first update after a fresh "
+          "start") {
+  connection_fixture f;
+  f.publish(10);
+  f.publish(20);
+  auto [c, sink] = f.connect(connection_fixture::after(5));
+  REQUIRE_EQ(sink->frames.size(), 3u);
+  CHECK_EQ(sink->frames[0], gap("5", f.id(10)));
+  CHECK_EQ(sink->ids(), (std::vector<uint64_t>{f.id(10), f.id(20)}));
+}
+
+TEST_CASE("gap: updates after the resume point were evicted") {
+  connection_fixture f{3};
+  for (int n = 1; n <= 6; ++n)
+    f.publish(n); // 1..3 evicted, 4..6 buffered
+  auto [c, sink] = f.connect(connection_fixture::after(f.id(2)));
+  REQUIRE_FALSE(sink->frames.empty());
+  CHECK_EQ(sink->frames[0], gap(std::to_string(f.id(2)), f.id(4)));
+  CHECK_EQ(sink->ids(), (std::vector<uint64_t>{f.id(4), f.id(5), f.id(6)}));
+}
+
+TEST_CASE("no gap: a resume from exactly the newest evicted id") {
+  connection_fixture f{3};
+  for (int n = 1; n <= 6; ++n)
+    f.publish(n);
+  auto [c, sink] = f.connect(connection_fixture::after(f.id(3)));
+  CHECK_EQ(sink->frames.size(), 3u);
+  CHECK_EQ(sink->ids(), (std::vector<uint64_t>{f.id(4), f.id(5), f.id(6)}));
+}
+
+TEST_CASE("gap: a resume id newer than any known id, and live updates are "
+          "not filtered by it") {
+  connection_fixture f;
+  f.publish(1);
+  auto [c, sink] = f.connect(connection_fixture::after(f.id(1000)));
+  REQUIRE_EQ(sink->frames.size(), 1u);
+  CHECK_EQ(sink->frames[0], gap(std::to_string(f.id(1000)), f.id(1)));
+  f.publish(2);
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(2)});
+}
+
+TEST_CASE("gap: an empty buffer, with oldest null") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(connection_fixture::after(42));
+  REQUIRE_EQ(sink->frames.size(), 1u);
+  CHECK_EQ(sink->frames[0], gap("42", std::nullopt));
+}
+
+TEST_CASE("a closed session ends the connection, which the broadcaster "
+          "then forgets") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 1u);
+  caf::anon_send(c, atom::session_v, session_state::slow);
+  f.run();
+  CHECK(sink->closed);
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 0u);
+}
+
+TEST_CASE("the broadcaster's death ends every connection and closes its "
+          "stream") {
+  connection_fixture f;
+  auto [c1, s1] = f.connect(resume_point{});
+  auto [c2, s2] = f.connect(resume_point{});
+  caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK(s1->closed);
+  CHECK(s2->closed);
+}
+
+TEST_CASE("heartbeats reach the client as `: hb` comments") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  f.advance(15s);
+  CHECK_EQ(sink->count(": hb\n\n"), 1u);
+}

@@ -1,0 +1,151 @@
+#include "actors/fetcher.hpp"
+
+#include "harness.hpp"
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+using namespace btcstream;
+using namespace btcstream::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct published {
+  std::vector<update> updates;
+};
+
+/// A buffer that records what the fetcher publishes and fails on the rest.
+buffer_actor::behavior_type mock_buffer(std::shared_ptr<published> log) {
+  return {
+    [log](atom::publish, const update& u) { log->updates.push_back(u); },
+    [](atom::history, const resume_point&, uint64_t) -> history {
+      FAIL_CHECK("the fetcher must not query history");
+      return {};
+    },
+    [](atom::latest) -> std::optional<update> {
+      FAIL_CHECK("the fetcher must not ask for the latest update");
+      return std::nullopt;
+    },
+    [](atom::ping) -> uint64_t {
+      FAIL_CHECK("the fetcher must not ping the buffer");
+      return 0;
+    },
+  };
+}
+
+struct fetcher_fixture : fixture {
+  std::shared_ptr<fake_upstream> upstream = std::make_shared<fake_upstream>();
+  std::shared_ptr<published> log = std::make_shared<published>();
+  fetcher_actor fetcher_handle;
+
+  explicit fetcher_fixture(caf::timespan interval = 5s) {
+    auto buf = stop_at_end(sys->spawn(mock_buffer, log));
+    fetcher_handle = stop_at_end(
+      sys->spawn(fetcher, upstream, buf, clock, "BTC-USD", interval));
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE("the fetcher polls at once, then on a fixed-rate schedule that "
+          "slow answers do not shift") {
+  fetcher_fixture f;
+  CHECK_EQ(f.upstream->requests, 1u);
+  // A slow answer (1.7 s) must not push later polls back.
+  f.advance(1700ms);
+  CHECK(f.upstream->answer_price(97000.5));
+  f.run();
+  f.advance(3299ms);
+  CHECK_EQ(f.upstream->requests, 1u);
+  f.advance(1ms); // t = 5 s
+  CHECK_EQ(f.upstream->requests, 2u);
+  CHECK(f.upstream->answer_price(97001));
+  f.run();
+  f.advance(5s); // t = 10 s
+  CHECK_EQ(f.upstream->requests, 3u);
+  CHECK(f.upstream->answer_price(97002));
+  f.run();
+  REQUIRE_EQ(f.log->updates.size(), 3u);
+  CHECK_EQ(f.log->updates[0].ts_ms, start_ms + 1700);
+  CHECK_EQ(f.log->updates[0].price, 97000.5);
+  CHECK_EQ(f.log->updates[1].ts_ms, start_ms + 5000);
+  CHECK_EQ(f.log->updates[2].ts_ms, start_ms + 10000);
+}
+
+TEST_CASE("a tick that finds a request in flight is skipped, and missed "
+          "ticks are never bursted") {
+  fetcher_fixture f;
+  CHECK_EQ(f.upstream->requests, 1u);
+  f.advance(5s);
+  f.advance(5s);
+  f.advance(4s); // t = 14 s: two ticks passed while the request hung
+  CHECK_EQ(f.upstream->requests, 1u);
+  CHECK(f.upstream->answer_price(97000));
+  f.run();
+  CHECK_EQ(f.upstream->requests, 1u); // no catch-up burst
+  f.advance(1s);                      // t = 15 s: the next regular tick
+  CHECK_EQ(f.upstream->requests, 2u);
+  CHECK_EQ(f.log->updates.size(), 1u);
+}
+
+TEST_CASE("ids are the retrieval time, or previous + 1 when the clock jumps "
+          "back") {
+  fetcher_fixture f;
+  CHECK(f.upstream->answer_price(1));
+  f.run();
+  f.clock->now -= 60'000; // the wall clock steps back a minute
+  f.advance(5s);
+  CHECK(f.upstream->answer_price(2));
+  f.run();
+  f.advance(5s);
+  CHECK(f.upstream->answer_price(3));
+  f.run();
+  REQUIRE_EQ(f.log->updates.size(), 3u);
+  auto first = f.log->updates[0].id;
+  CHECK_EQ(first, static_cast<uint64_t>(start_ms));
+  CHECK_EQ(f.log->updates[1].id, first + 1);
+  CHECK_EQ(f.log->updates[1].ts_ms, start_ms - 55'000);
+  CHECK_EQ(f.log->updates[2].id, first + 2);
+}
+
+TEST_CASE("unusable answers and transport errors are never published") {
+  fetcher_fixture f{1s};
+  auto answer_then_tick = [&](fetch_result r) {
+    CHECK(f.upstream->answer(std::move(r)));
+    f.run();
+    f.advance(1s);
+  };
+  fetch_result server_error;
+  server_error.status = 500;
+  server_error.body = R"({"Data":{},"Err":{"type":1,"message":"down"}})";
+  answer_then_tick(server_error);
+  fetch_result not_json;
+  not_json.status = 200;
+  not_json.body = "<html>";
+  answer_then_tick(not_json);
+  fetch_result zero;
+  zero.status = 200;
+  zero.body = coindesk_body(0);
+  answer_then_tick(zero);
+  fetch_result negative;
+  negative.status = 200;
+  negative.body = coindesk_body(-5);
+  answer_then_tick(negative);
+  fetch_result reset;
+  reset.error = "read: connection reset by peer";
+  answer_then_tick(reset);
+  CHECK(f.log->updates.empty());
+  CHECK(f.upstream->answer_price(97123.45));
+  f.run();
+  REQUIRE_EQ(f.log->updates.size(), 1u);
+  CHECK_EQ(f.log->updates[0].price, 97123.45);
+}
+
+TEST_CASE("the fetcher stops its upstream client when it exits") {
+  fetcher_fixture f;
+  caf::anon_send_exit(f.fetcher_handle, caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK(f.upstream->stopped);
+}

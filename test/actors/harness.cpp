@@ -1,0 +1,107 @@
+#include "harness.hpp"
+
+#include "core/sse.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+
+namespace btcstream::test {
+
+void recording_sink::deliver(frame_ptr f) {
+  frames.push_back(*f);
+  live.push_back(true);
+}
+
+void recording_sink::replay(std::vector<frame_ptr> fs) {
+  for (auto& f : fs) {
+    frames.push_back(*f);
+    live.push_back(false);
+  }
+}
+
+std::vector<uint64_t> recording_sink::ids() const {
+  std::vector<uint64_t> out;
+  for (auto& f : frames)
+    if (f.rfind("id: ", 0) == 0)
+      out.push_back(std::stoull(f.substr(4, f.find('\n') - 4)));
+  return out;
+}
+
+size_t recording_sink::count(const std::string& bytes) const {
+  size_t n = 0;
+  for (auto& f : frames)
+    n += f == bytes ? 1 : 0;
+  return n;
+}
+
+void fake_upstream::fetch(std::function<void(fetch_result)> done) {
+  ++requests;
+  pending.push_back(std::move(done));
+}
+
+bool fake_upstream::answer(fetch_result r) {
+  if (pending.empty())
+    return false;
+  auto done = std::move(pending.front());
+  pending.pop_front();
+  done(std::move(r));
+  return true;
+}
+
+bool fake_upstream::answer_price(double price) {
+  fetch_result r;
+  r.status = 200;
+  r.body = coindesk_body(price);
+  return answer(std::move(r));
+}
+
+std::string coindesk_body(double price) {
+  nlohmann::json j;
+  j["Data"]["BTC-USD"]["VALUE"] = price;
+  j["Data"]["BTC-USD"]["VALUE_LAST_UPDATE_TS"] = start_ms / 1000;
+  j["Err"] = nlohmann::json::object();
+  return j.dump();
+}
+
+fixture::fixture() {
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  sys = std::make_unique<caf::actor_system>(cfg);
+  sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+}
+
+fixture::~fixture() {
+  for (auto& h : to_stop)
+    caf::anon_send_exit(h, caf::exit_reason::kill);
+  to_stop.clear();
+  sched->run();
+}
+
+void fixture::advance(std::chrono::milliseconds d) {
+  clock->now += d.count();
+  sched->advance_time(d);
+  sched->run();
+}
+
+void fixture::run_shuffled(uint64_t seed) {
+  seeded_random rng{seed};
+  while (sched->has_job()) {
+    auto n = sched->jobs.size();
+    auto i = static_cast<size_t>(rng.uniform() * static_cast<double>(n));
+    if (i != 0)
+      std::rotate(sched->jobs.begin(),
+                  sched->jobs.begin() + static_cast<std::ptrdiff_t>(i),
+                  sched->jobs.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    sched->run_once();
+  }
+}
+
+update make_update(int64_t offset_ms, double price) {
+  auto ts = start_ms + offset_ms;
+  return update{static_cast<uint64_t>(ts), ts, price};
+}
+
+} // namespace btcstream::test

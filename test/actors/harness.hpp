@@ -1,0 +1,121 @@
+#pragma once
+
+// A deterministic harness for btcstream's actors: CAF's test_coordinator
+// (no threads, no sleeps), a manual wall clock that moves with CAF's test
+// clock, a fake upstream answered by hand and a recording, stallable sink.
+
+#include "actors/actors.hpp"
+#include "core/clock.hpp"
+#include "core/frame_sink.hpp"
+#include "core/upstream_client.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace btcstream::test {
+
+/// 2025-11-26T18:45:17Z: a plausible "now" for every test.
+inline constexpr int64_t start_ms = 1764182717000;
+
+/// A wall clock the test moves by hand (with `fixture::advance`).
+struct manual_clock final : wall_clock {
+  int64_t now = start_ms;
+  int64_t now_ms() const override { return now; }
+};
+
+/// Records what a connection writes; can refuse deliveries to play a
+/// stalled client (the actor does not know; only the session would).
+struct recording_sink final : frame_sink {
+  /// Every frame's bytes, in the order written.
+  std::vector<std::string> frames;
+  /// Whether each frame was live (counted) or a replay.
+  std::vector<bool> live;
+  bool closed = false;
+
+  void deliver(frame_ptr f) override;
+  void replay(std::vector<frame_ptr> fs) override;
+  void close() override { closed = true; }
+
+  /// The ids of the update frames written, in order.
+  std::vector<uint64_t> ids() const;
+  /// How many frames equal `bytes`.
+  size_t count(const std::string& bytes) const;
+};
+
+/// The upstream, answered by the test: each fetch waits until `answer`.
+struct fake_upstream final : upstream_client {
+  std::deque<std::function<void(fetch_result)>> pending;
+  size_t requests = 0;
+  bool stopped = false;
+
+  void fetch(std::function<void(fetch_result)> done) override;
+  void stop() override { stopped = true; }
+
+  /// Answers the oldest pending request; returns false if none is pending.
+  bool answer(fetch_result r);
+  /// Answers with a valid CoinDesk body for `price`.
+  bool answer_price(double price);
+};
+
+/// A CoinDesk success body for BTC-USD.
+std::string coindesk_body(double price);
+
+/// An actor system on the testing scheduler. Actors registered with
+/// `stop_at_end` are killed before the system goes (periodic timers would
+/// otherwise keep it alive).
+struct fixture {
+  fixture();
+  ~fixture();
+
+  fixture(const fixture&) = delete;
+  fixture& operator=(const fixture&) = delete;
+
+  /// Runs every pending job (no timers).
+  size_t run() { return sched->run(); }
+  /// Moves both clocks forward, fires due timers, runs every job.
+  void advance(std::chrono::milliseconds d);
+  /// Remembers an actor to kill at the end of the test.
+  template <class Handle>
+  Handle stop_at_end(Handle h) {
+    to_stop.push_back(caf::actor_cast<caf::actor>(h));
+    return h;
+  }
+  /// Runs pending jobs in an order drawn from `seed`: explores the
+  /// interleavings of independent actors.
+  void run_shuffled(uint64_t seed);
+
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::shared_ptr<manual_clock> clock = std::make_shared<manual_clock>();
+  std::vector<caf::actor> to_stop;
+};
+
+/// A valid update at `start_ms + offset_ms` with id = its timestamp.
+update make_update(int64_t offset_ms, double price);
+
+/// Sends a request from a throwaway actor, runs the system, and returns the
+/// reply (or nothing on error).
+template <class T, class Handle, class... Ts>
+std::optional<T> ask(fixture& f, const Handle& h, Ts... xs) {
+  auto out = std::make_shared<std::optional<T>>();
+  f.sys->spawn([=](caf::event_based_actor* self) {
+    self->request(h, std::chrono::seconds{10}, xs...)
+      .then([=](T& r) { *out = std::move(r); }, [](caf::error&) {});
+  });
+  f.run();
+  return *out;
+}
+
+} // namespace btcstream::test

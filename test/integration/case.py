@@ -1,0 +1,149 @@
+"""The base TestCase: a fake upstream and a btcstream process per test.
+
+Everything started through these helpers is stopped by cleanups, and when a
+test fails the tail of each service log is written to stderr.
+"""
+
+import calendar
+import datetime
+import socket
+import sys
+import time
+import unittest
+
+from client import FRAME_RE, SseStream, StreamCollector, http_request
+from fake_upstream import FakeUpstream
+from service import Service
+
+
+def timestamp_ms(text):
+    """`2026-11-26T18:45:17.123Z` -> unix milliseconds."""
+    dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return calendar.timegm(dt.timetuple()) * 1000 + dt.microsecond // 1000
+
+
+class Frame:
+    """An update frame checked byte for byte against the contract."""
+
+    def __init__(self, raw, id, ts_text, price_text):
+        self.raw = raw
+        self.id = id
+        self.ts_text = ts_text
+        self.ts_ms = timestamp_ms(ts_text)
+        self.price = float(price_text)
+
+    def __repr__(self):
+        return "Frame(%d, %s, %r)" % (self.id, self.ts_text, self.price)
+
+
+class ServiceCase(unittest.TestCase):
+    interval = "100ms"
+
+    def run(self, result=None):
+        before = len(result.failures) + len(result.errors) if result else 0
+        self._services = []
+        outcome = super().run(result)
+        if result and len(result.failures) + len(result.errors) > before:
+            for svc in self._services:
+                sys.stderr.write("\n--- %s (tail of %s)\n%s\n" % (
+                    self.id(), svc.log_path, svc.log_tail()))
+        return outcome
+
+    # -- processes ---------------------------------------------------------
+
+    def start_upstream(self, **kwargs):
+        upstream = FakeUpstream(**kwargs).start()
+        self.addCleanup(upstream.stop)
+        return upstream
+
+    def start_service(self, upstream, *flags, interval=None, start=True):
+        svc = Service(upstream.url if upstream else None, *flags,
+                      interval=interval or self.interval,
+                      name=self.id().rsplit(".", 2)[-1])
+        self._services.append(svc)
+        self.addCleanup(svc.stop)
+        return svc.start() if start else svc
+
+    # -- clients -----------------------------------------------------------
+
+    def open_stream(self, svc, target="/stream", headers=(), **kwargs):
+        stream = SseStream.open(svc.port, target, headers, **kwargs)
+        self.addCleanup(stream.close)
+        return stream
+
+    def open_ok_stream(self, svc, target="/stream", headers=(), **kwargs):
+        """Opens a stream, asserts 200 and reads the `retry:` block."""
+        stream = self.open_stream(svc, target, headers, **kwargs)
+        self.assertEqual(stream.response.status, 200,
+                         "GET %s %r -> %r" % (target, headers, stream.response))
+        first = stream.next_event(2.0)
+        self.assertRegex(first.raw, rb"\Aretry: \d+\n\n\Z",
+                         "the body must start with retry: <ms>")
+        return stream
+
+    def collect(self, svc, target="/stream", headers=()):
+        """A reference client reading on a thread (retry block included)."""
+        stream = self.open_stream(svc, target, headers)
+        self.assertEqual(stream.response.status, 200, repr(stream.response))
+        collector = StreamCollector(stream)
+        self.addCleanup(collector.stop)
+        return collector
+
+    def request(self, svc, method, target, headers=(), **kwargs):
+        return http_request(svc.port, method, target, headers, **kwargs)
+
+    # -- waiting and checking ----------------------------------------------
+
+    def wait_until(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.fail("timed out after %.1fs waiting for %s"
+                          % (timeout, what))
+            time.sleep(0.01)
+
+    def frame(self, event):
+        """Asserts `event` is exactly an update frame; returns a Frame."""
+        match = FRAME_RE.fullmatch(event.raw)
+        self.assertIsNotNone(match, "not an exact update frame: %r"
+                             % event.raw)
+        return Frame(event.raw, int(match.group(1)),
+                     match.group(2).decode(), match.group(3).decode())
+
+    def frames(self, events):
+        return [self.frame(e) for e in events if e.is_update]
+
+    def read_frames(self, stream, n, timeout=5.0):
+        """Reads until `n` more update frames; asserts nothing else came."""
+        events = stream.updates(n, timeout)
+        others = [e for e in events if not e.is_update]
+        self.assertEqual(others, [], "unexpected events between frames")
+        return self.frames(events)
+
+    def assert_no_event(self, stream, seconds, what="no event"):
+        try:
+            event = stream.next_event(seconds)
+        except socket.timeout:
+            return
+        self.fail("%s, but got %r" % (what, event.raw))
+
+    def pause_upstream(self, upstream, collector=None):
+        """Pauses the upstream and waits until no poll can still succeed:
+        two paused answers after the pause. Returns the reference ids."""
+        upstream.pause()
+        n = upstream.request_count
+        self.assertTrue(upstream.wait_requests(n + 2, 5),
+                        "the service stopped polling")
+        time.sleep(0.1)  # let the last stored frame reach the collector
+        return collector.ids() if collector else None
+
+    def assert_json_error(self, response, status):
+        self.assertEqual(response.status, status, repr(response))
+        ctype = (response.header("Content-Type") or "").split(";")[0]
+        self.assertEqual(ctype.strip(), "application/json", repr(response))
+        body = response.json()
+        self.assertIsInstance(body, dict, repr(response))
+        self.assertEqual(list(body), ["error"], repr(response))
+        self.assertIsInstance(body["error"], str)
+        self.assertTrue(body["error"], "empty error message")
+        return body

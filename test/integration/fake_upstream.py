@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""A fake CoinDesk Data API for the integration suite and for manual runs.
+
+It answers `GET /index/cc/v1/latest/tick?market=ccix&instruments=BTC-USD`
+like CoinDesk (HTTP/1.1, keep-alive, Content-Length) with a price that walks
+deterministically: the n-th valid answer (n from 0) carries
+`round(price + n * step, 8)`.
+
+In-process use (every setter is thread-safe):
+
+    up = FakeUpstream(price=97000, step=0.01)
+    up.start()
+    up.url                      # the full tick URL to pass as --upstream-url
+    up.fail("status", status=500, count=2)
+    up.fail("value", value=0)   # count=None: until clear_faults()
+    up.pause(); up.resume()     # answer 500 while paused
+    up.valid_prices()           # what was served, in order
+    up.stop()
+
+Fault kinds for `fail(kind, count=None, **params)`, applied in the order they
+were added; the first one still active answers the request:
+  status       HTTP `status` (default 500) with a CoinDesk error body; with
+               `retry_after` (seconds or an HTTP-date) a Retry-After header
+  malformed    HTTP 200 whose body is not JSON
+  empty_data   HTTP 200 with `{"Data":{},"Err":{}}`
+  value        HTTP 200 with VALUE = `value` (any JSON value: 0, -1, "97000")
+  raw_value    HTTP 200 with VALUE spliced in as text (`NaN`, `1e999`)
+  delay        wait `seconds`, then a normal answer
+  reset        close the connection with a TCP reset instead of answering
+
+TLS: pass an `ssl.SSLContext` as `ssl_context`; the listening socket is wrapped
+in `start()`, everything else is unchanged.
+
+CLI: `python3 fake_upstream.py --port 9000 [--price 97000] [--step 0.01]`.
+"""
+
+import argparse
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TICK_PATH = "/index/cc/v1/latest/tick"
+TICK_QUERY = "market=ccix&instruments=BTC-USD"
+
+FAULT_KINDS = ("status", "malformed", "empty_data", "value", "raw_value",
+               "delay", "reset")
+
+
+def _dumps(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class _Fault:
+    def __init__(self, kind, count, params):
+        if kind not in FAULT_KINDS:
+            raise ValueError("unknown fault kind %r" % kind)
+        self.kind = kind
+        self.remaining = count  # None: until cleared
+        self.params = params
+
+
+class _Answer:
+    """What one request gets; computed under the lock, written outside it."""
+
+    def __init__(self, status=200, body=b"", headers=(), delay=0.0,
+                 reset=False):
+        self.status = status
+        self.body = body
+        self.headers = list(headers)
+        self.delay = delay
+        self.reset = reset
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeCoinDesk/1"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        if self.server.upstream.verbose:
+            sys.stderr.write("fake upstream: " + (fmt % args) + "\n")
+
+    def setup(self):
+        super().setup()
+        self.server.upstream._track(self.connection, True)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.upstream._track(self.connection, False)
+
+    def do_GET(self):
+        answer = self.server.upstream._answer(self.command, self.path,
+                                              self.headers)
+        if answer.delay:
+            time.sleep(answer.delay)
+        if answer.reset:
+            self._reset()
+            return
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def _reset(self):
+        """Closes the connection with RST (SO_LINGER 0) instead of FIN."""
+        self.close_connection = True
+        sock = self.connection
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
+            # detach() so that the handler's own cleanup cannot close the
+            # descriptor a second time (after it may have been reused).
+            os.close(sock.detach())
+        except OSError:
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout, reset) is expected here.
+        if self.upstream.verbose:
+            super().handle_error(request, client_address)
+
+
+class FakeUpstream:
+    """A fake CoinDesk server on 127.0.0.1; see the module docstring."""
+
+    def __init__(self, price=97000.0, step=0.01, host="127.0.0.1", port=0,
+                 instrument="BTC-USD", ssl_context=None, verbose=False):
+        self.host = host
+        self.instrument = instrument
+        self.verbose = verbose
+        self._requested_port = port
+        self._ssl_context = ssl_context
+        self._lock = threading.Condition()
+        self._base = float(price)
+        self._step = float(step)
+        self._n = 0  # valid answers so far
+        self._faults = []
+        self._paused = False
+        self._requests = []  # (time, method, path, {header: value})
+        self._served = []  # (time, price, delayed) of valid answers
+        self._answers = []  # (time, status or "reset", fault kind or None)
+        self._connections = set()
+        self._server = None
+        self._thread = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        self._server = _Server((self.host, self._requested_port), _Handler)
+        self._server.upstream = self
+        if self._ssl_context is not None:
+            self._server.socket = self._ssl_context.wrap_socket(
+                self._server.socket, server_side=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="fake-upstream", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:  # end keep-alive connections too
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(5)
+        self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self):
+        scheme = "https" if self._ssl_context is not None else "http"
+        return "%s://%s:%d" % (scheme, self.host, self.port)
+
+    @property
+    def url(self):
+        """The full tick URL, for `--upstream-url`."""
+        return "%s%s?%s" % (self.base_url, TICK_PATH, TICK_QUERY)
+
+    # -- setters -----------------------------------------------------------
+
+    def set_price(self, price, step=0.0):
+        """Restarts the walk at `price` (step 0: a fixed price)."""
+        with self._lock:
+            self._base = float(price)
+            self._step = float(step)
+            self._n = 0
+
+    def fail(self, kind, count=None, **params):
+        """Adds a fault for the next `count` answers (None: until cleared)."""
+        with self._lock:
+            self._faults.append(_Fault(kind, count, params))
+
+    def clear_faults(self):
+        with self._lock:
+            self._faults = []
+
+    def pause(self):
+        """Answers 500 until resume(): the service gets no updates."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self):
+        with self._lock:
+            self._paused = False
+
+    # -- observers ---------------------------------------------------------
+
+    @property
+    def request_count(self):
+        with self._lock:
+            return len(self._requests)
+
+    def requests(self):
+        """[(time, method, path, headers dict with lower-case names)]."""
+        with self._lock:
+            return list(self._requests)
+
+    def answers(self):
+        """[(time, HTTP status or "reset", fault kind or None)] per request."""
+        with self._lock:
+            return list(self._answers)
+
+    def served(self):
+        """[(time, price, delayed)] of every valid answer, in order."""
+        with self._lock:
+            return list(self._served)
+
+    def valid_prices(self):
+        with self._lock:
+            return [price for _, price, _ in self._served]
+
+    @property
+    def faults_pending(self):
+        with self._lock:
+            return len(self._faults)
+
+    def wait_requests(self, n, timeout=10.0):
+        """Waits until at least `n` requests arrived; returns whether so."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._requests) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+            return True
+
+    def wait_valid(self, n, timeout=10.0):
+        """Waits until at least `n` valid answers were served."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._served) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+            return True
+
+    # -- serving -----------------------------------------------------------
+
+    def _track(self, conn, alive):
+        with self._lock:
+            if alive:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _answer(self, method, path, headers):
+        now = time.time()
+        with self._lock:
+            answer, kind = self._choose(now, method, path, headers)
+            self._answers.append(
+                (now, "reset" if answer.reset else answer.status, kind))
+            return answer
+
+    def _choose(self, now, method, path, headers):
+        """Returns (answer, fault kind or None); called under the lock."""
+        self._requests.append(
+            (now, method, path, {k.lower(): v for k, v in headers.items()}))
+        self._lock.notify_all()
+        if path.split("?", 1)[0] != TICK_PATH:
+            return self._error(404, "Not found"), None
+        if self._paused:
+            return self._error(500, "paused by the test"), "pause"
+        fault = self._take_fault()
+        if fault is None:
+            return self._valid(now, delay=0.0), None
+        p = fault.params
+        if fault.kind == "status":
+            answer = self._error(p.get("status", 500),
+                                 p.get("message", "injected error"))
+            if "retry_after" in p:
+                answer.headers.append(("Retry-After", str(p["retry_after"])))
+        elif fault.kind == "malformed":
+            answer = _Answer(body=b'{"Data":{"BTC-USD":{"VALUE":97000,')
+        elif fault.kind == "empty_data":
+            answer = _Answer(body=_dumps({"Data": {}, "Err": {}}).encode())
+        elif fault.kind == "value":
+            answer = _Answer(body=self._tick_body(_dumps(p["value"]), now))
+        elif fault.kind == "raw_value":
+            answer = _Answer(body=self._tick_body(p["value"], now))
+        elif fault.kind == "delay":
+            answer = self._valid(now, delay=float(p.get("seconds", 1.0)))
+        else:  # "reset"
+            answer = _Answer(reset=True)
+        return answer, fault.kind
+
+    def _take_fault(self):
+        while self._faults:
+            fault = self._faults[0]
+            if fault.remaining is None:
+                return fault
+            if fault.remaining > 0:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.pop(0)
+                return fault
+            self._faults.pop(0)
+        return None
+
+    def _valid(self, now, delay):
+        price = round(self._base + self._n * self._step, 8)
+        self._n += 1
+        self._served.append((now, price, delay > 0))
+        self._lock.notify_all()
+        return _Answer(body=self._tick_body(_dumps(price), now), delay=delay)
+
+    def _tick_body(self, value_text, now):
+        return ('{"Data":{"%s":{"VALUE":%s,"VALUE_LAST_UPDATE_TS":%d}},'
+                '"Err":{}}' % (self.instrument, value_text, int(now))).encode()
+
+    @staticmethod
+    def _error(status, message):
+        body = _dumps({"Data": {}, "Err": {"type": 1, "message": message}})
+        return _Answer(status=status, body=body.encode())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--price", type=float, default=97000.0,
+                        help="first price of the walk")
+    parser.add_argument("--step", type=float, default=0.01,
+                        help="added per valid answer (0: fixed price)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    upstream = FakeUpstream(price=args.price, step=args.step, host=args.host,
+                            port=args.port, verbose=args.verbose).start()
+    print("fake upstream listening on %s:%d; --upstream-url %s"
+          % (args.host, upstream.port, upstream.url), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        upstream.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

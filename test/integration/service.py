@@ -1,0 +1,134 @@
+"""Runs the btcstream binary as a subprocess for one test.
+
+The binary comes from $BTCSTREAM_BIN (run.py's `--binary` sets it), else
+<source root>/build/btcstream. It listens on 127.0.0.1:0 and we read the port
+from its `listening on 127.0.0.1:<port>` log line; stderr and stdout go to a
+log file under $BTCSTREAM_TEST_LOGDIR (default: a temporary directory).
+
+The raw HTTP client and the SSE reader live in client.py.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LISTENING_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+def source_root():
+    return os.environ.get("BTCSTREAM_SOURCE_ROOT") or \
+        os.path.dirname(os.path.dirname(HERE))
+
+
+def binary_path():
+    return os.environ.get("BTCSTREAM_BIN") or \
+        os.path.join(source_root(), "build", "btcstream")
+
+
+def log_dir():
+    path = os.environ.get("BTCSTREAM_TEST_LOGDIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="btcstream-it-")
+        os.environ["BTCSTREAM_TEST_LOGDIR"] = path  # one directory per run
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+class ServiceError(Exception):
+    pass
+
+
+class Service:
+    """One btcstream process: start(), port, log(), stop()."""
+
+    _serial = 0
+
+    def __init__(self, upstream_url, *flags, interval="100ms", name="svc",
+                 env=None):
+        """`flags` are extra command-line arguments, e.g. "--retry", "1s"."""
+        self.binary = binary_path()
+        self.args = [self.binary, "--listen", "127.0.0.1:0",
+                     "--interval", interval, "--log-level", "debug"]
+        if upstream_url is not None:
+            self.args += ["--upstream-url", upstream_url]
+        self.args += list(flags)
+        Service._serial += 1
+        self.log_path = os.path.join(
+            log_dir(), "%s-%d-%d.log" % (name, os.getpid(), Service._serial))
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=10.0):
+        if not os.access(self.binary, os.X_OK):
+            raise ServiceError("btcstream binary not found at %s (set "
+                               "BTCSTREAM_BIN or pass --binary)" % self.binary)
+        self._log = open(self.log_path, "wb")
+        self._log.write(("$ %s\n" % " ".join(self.args)).encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log,
+                                     env=self.env)
+        deadline = time.monotonic() + timeout
+        while self.port is None:
+            match = LISTENING_RE.search(self.log())
+            if match:
+                self.port = int(match.group(1))
+                break
+            if self.proc.poll() is not None:
+                raise ServiceError("btcstream exited with %s before listening:"
+                                   "\n%s" % (self.proc.returncode, self.log()))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError("no 'listening on' line within %.0fs:\n%s"
+                                   % (timeout, self.log()))
+            time.sleep(0.02)
+        while True:  # the port accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise ServiceError("port %d never accepted:\n%s"
+                                       % (self.port, self.log()))
+                time.sleep(0.02)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then SIGKILL after `timeout`. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

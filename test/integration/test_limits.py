@@ -1,0 +1,136 @@
+"""Slow and stalled clients are closed and resume without loss; at
+--max-clients a stream is refused with 503 (DESIGN.md, "/stream" and "Public
+HTTP API").
+
+A client that never reads has a small window (SO_RCVBUF) and small segments
+(TCP_MAXSEG) so that the server's socket fills after some 15 KB; that the
+server closed its end is read from /proc/net/tcp without reading the socket.
+"""
+
+import time
+import unittest
+
+from case import ServiceCase
+from client import (RawConnection, SseStream, StreamClosed, build_request)
+
+TCP_ESTABLISHED = 1
+
+
+def server_side_state(server_port, client_port):
+    """The TCP state of the server's end of a loopback connection, from
+    /proc/net/tcp (1 = ESTABLISHED); None once the socket is gone."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == server_port and \
+                    int(remote.split(":")[1], 16) == client_port:
+                return int(fields[3], 16)
+    return None
+
+
+class SlowClientTest(ServiceCase):
+    interval = "10ms"  # ~9 KB/s of frames
+
+    def start_non_reader(self, svc):
+        conn = RawConnection(svc.port, rcvbuf=1024, mss=88)
+        self.addCleanup(conn.close)
+        conn.send(build_request("GET", "/stream"))
+        return conn
+
+    def wait_server_closed(self, svc, conn, timeout):
+        deadline = time.monotonic() + timeout
+        while server_side_state(svc.port, conn.local_port) == TCP_ESTABLISHED:
+            if time.monotonic() > deadline:
+                self.fail("the server kept a client that never reads for "
+                          "%.0f s" % timeout)
+            time.sleep(0.05)
+
+    def drain(self, conn):
+        """Reads everything the server had sent; asserts it then closed.
+        Returns the id of the last complete update frame."""
+        response = conn.read_head(5)
+        self.assertEqual(response.status, 200)
+        stream = SseStream(conn, response)
+        last = None
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.fail("no EOF/reset within 10 s of draining")
+                event = stream.next_event(left)
+                if event.is_update:
+                    last = event.int_id
+        except StreamClosed:
+            pass
+        self.assertIsNotNone(last, "no complete frame before the close")
+        return last
+
+    def check_resume_loses_nothing(self, svc, ref, last):
+        stream = self.open_ok_stream(svc, headers=[("Last-Event-ID",
+                                                    str(last))])
+        target = ref.ids()[-1]
+        got = stream.read_until(lambda e: e.is_update and e.int_id >= target,
+                                timeout=10)
+        self.assertEqual([e for e in got if not e.is_update], [],
+                         "no gap expected: everything is still buffered")
+        expected = [e for e in ref.updates() if last < e.int_id <= target]
+        self.assertEqual([e.int_id for e in got],
+                         [e.int_id for e in expected])
+        self.assertEqual([e.raw for e in got], [e.raw for e in expected])
+
+    def test_slow_consumer_over_client_queue_is_closed_and_resumes(self):
+        up = self.start_upstream()
+        svc = self.start_service(up, "--client-queue", "4KiB",
+                                 "--stall-timeout", "10min")
+        ref = self.collect(svc)
+        conn = self.start_non_reader(svc)
+        self.wait_server_closed(svc, conn, timeout=20)
+        last = self.drain(conn)
+        self.check_resume_loses_nothing(svc, ref, last)
+        self.assertFalse(ref.closed, "the reading client must stay open")
+
+    def test_stalled_client_is_closed_after_stall_timeout_and_resumes(self):
+        up = self.start_upstream()
+        svc = self.start_service(up, "--stall-timeout", "1s")
+        ref = self.collect(svc)
+        conn = self.start_non_reader(svc)
+        self.wait_server_closed(svc, conn, timeout=15)
+        last = self.drain(conn)
+        self.check_resume_loses_nothing(svc, ref, last)
+        self.assertFalse(ref.closed, "the reading client must stay open")
+
+
+class MaxClientsTest(ServiceCase):
+    def test_stream_beyond_max_clients_gets_503_until_one_leaves(self):
+        up = self.start_upstream()
+        svc = self.start_service(up, "--max-clients", "3")
+        streams = [self.open_ok_stream(svc) for _ in range(3)]
+        refused = self.request(svc, "GET", "/stream")
+        self.assert_json_error(refused, 503)
+        retry_after = refused.header("Retry-After")
+        self.assertIsNotNone(retry_after, repr(refused))
+        self.assertRegex(retry_after, r"\A\d+\Z")
+        self.assertEqual(refused.header("Access-Control-Allow-Origin"), "*")
+        for s in streams[1:]:  # the others are unaffected
+            self.read_frames(s, 1)
+
+        streams[0].close()
+        deadline = time.monotonic() + 5
+        while True:
+            stream = self.open_stream(svc)
+            if stream.response.status == 200:
+                break
+            self.assertEqual(stream.response.status, 503)
+            self.assertLess(time.monotonic(), deadline,
+                            "a slot never freed after a client left")
+            time.sleep(0.1)
+        self.assertRegex(stream.next_event(2).raw, rb"\Aretry: \d+\n\n\Z")
+        self.read_frames(stream, 1)
+        self.assert_json_error(self.request(svc, "GET", "/stream"), 503)
+
+
+if __name__ == "__main__":
+    unittest.main()
