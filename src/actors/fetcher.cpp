@@ -94,9 +94,12 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
                                + " unusable answers");
         st.failures_in_row = 0;
       }
-      auto now = st.clock->now_ms();
+      // Timestamps never go back either: the buffer's TTL and `since`
+      // lookups rely on their order even when the wall clock steps back.
+      auto now = std::max(st.clock->now_ms(), st.last_ts);
       update u{next_event_id(st.last_id, now), now, *parsed.price};
       st.last_id = u.id;
+      st.last_ts = u.ts_ms;
       self->send(st.buffer, atom::publish_v, u);
     },
     // Health round trip.

@@ -31,6 +31,8 @@ struct fetcher_state {
   bool in_flight = false;
   /// The last id assigned, 0 if none.
   uint64_t last_id = 0;
+  /// The last timestamp assigned (unix ms), 0 if none.
+  int64_t last_ts = 0;
   /// Ticks skipped because a request was still in flight or overdue.
   uint64_t skipped = 0;
   /// Unusable answers in a row; logs only the first and every 100th.

@@ -43,6 +43,7 @@ po::options_description options() {
     ("history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")
     ("upstream-url", s("https://data-api.coindesk.com/..."),
      "CoinDesk latest-tick URL (http:// for tests)")
+    ("upstream-ca", s("system store"), "PEM file with an extra trusted CA")
     ("api-key", s("none"), "CoinDesk API key (also COINDESK_API_KEY)")
     ("api-key-file", s("none"), "file holding the API key")
     ("web-root", s("installed web/"), "directory of the web UI")
@@ -132,6 +133,7 @@ config build(const po::variables_map& vm) {
   if (!parse_url(c.upstream_url))
     throw bad_value{"--upstream-url: not an http(s) URL: '" + c.upstream_url
                     + "'"};
+  c.upstream_ca = get(vm, "upstream-ca").value_or("");
   auto key = get(vm, "api-key");
   auto key_file = get(vm, "api-key-file");
   if (key && key_file)
@@ -241,6 +243,7 @@ std::string describe(const config& c) {
      << " interval=" << ms_text(c.interval)
      << " history_ttl=" << ms_text(c.history_ttl)
      << " history_max=" << c.history_max << " upstream_url=" << c.upstream_url
+     << " upstream_ca=" << (c.upstream_ca.empty() ? "system" : c.upstream_ca)
      << " api_key=" << (c.api_key.empty() ? "none" : "<redacted>")
      << " web_root=" << c.web_root << " heartbeat=" << ms_text(c.heartbeat)
      << " retry=" << ms_text(c.retry) << " client_queue=" << c.client_queue

@@ -18,6 +18,8 @@ struct config {
   /// 0: derived, ⌈TTL ÷ interval⌉ + 1.
   uint64_t history_max = 0;
   std::string upstream_url;
+  /// A PEM file of extra trusted CAs for the upstream; empty: system store.
+  std::string upstream_ca;
   /// Never logged or shown.
   std::string api_key;
   /// Empty: the installed web/ (or the source tree's when run from a build).

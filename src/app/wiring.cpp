@@ -101,9 +101,12 @@ int run_service(const config& given) {
   }
   cfg.web_root = web_root->string();
   auto upstream = parse_url(cfg.upstream_url);
-  if (upstream->scheme != "http") {
-    log(log_level::error, "--upstream-url: https is not supported by this "
-                          "build yet; use an http:// upstream");
+  std::shared_ptr<asio::ssl::context> tls;
+  try {
+    tls = make_tls_context(cfg.upstream_ca);
+  } catch (const std::exception& e) {
+    log(log_level::error, "--upstream-ca: cannot load '" + cfg.upstream_ca
+                            + "': " + e.what());
     return 2;
   }
   log(log_level::info, "btcstream " BTCSTREAM_VERSION " starts: "
@@ -128,8 +131,8 @@ int run_service(const config& given) {
     auto clock = std::make_shared<system_wall_clock>();
     auto timeout = std::min<std::chrono::milliseconds>(
       cfg.interval * 4 / 5, std::chrono::milliseconds{10000});
-    auto client = std::make_shared<http_client>(ioc, *upstream, cfg.api_key,
-                                                timeout);
+    auto client = std::make_shared<http_client>(ioc, *upstream, tls,
+                                                cfg.api_key, timeout);
     auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat});
     auto buf = sys.spawn(buffer, static_cast<size_t>(cfg.history_max),
                          cfg.history_ttl, b, clock);

@@ -1,20 +1,38 @@
 #include "upstream/http_client.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <openssl/ssl.h>
 
 namespace btcstream {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
+
+std::shared_ptr<ssl::context> make_tls_context(const std::string& extra_ca) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
+                   | ssl::context::no_sslv3 | ssl::context::no_tlsv1
+                   | ssl::context::no_tlsv1_1);
+  ctx->set_default_verify_paths();
+  if (!extra_ca.empty())
+    ctx->load_verify_file(extra_ca);
+  ctx->set_verify_mode(ssl::verify_peer);
+  return ctx;
+}
 
 http_client::http_client(asio::io_context& ioc, url target,
+                         std::shared_ptr<ssl::context> tls,
                          std::string api_key,
                          std::chrono::milliseconds timeout)
   : strand_(asio::make_strand(ioc)),
     resolver_(strand_),
+    tls_ctx_(std::move(tls)),
     target_(std::move(target)),
     timeout_(timeout) {
   request_.version(11);
@@ -23,7 +41,7 @@ http_client::http_client(asio::io_context& ioc, url target,
   auto host = target_.host;
   if (host.find(':') != std::string::npos)
     host = "[" + host + "]";
-  if (target_.port != "80")
+  if (target_.port != (target_.scheme == "https" ? "443" : "80"))
     host += ":" + target_.port;
   request_.set(http::field::host, host);
   request_.set(http::field::user_agent, "btcstream/" BTCSTREAM_VERSION);
@@ -31,6 +49,10 @@ http_client::http_client(asio::io_context& ioc, url target,
   if (!api_key.empty())
     request_.set(http::field::authorization, "Apikey " + api_key);
   request_.keep_alive(true);
+}
+
+beast::tcp_stream& http_client::tcp() {
+  return tls_ ? beast::get_lowest_layer(*tls_) : *plain_;
 }
 
 void http_client::fetch(std::function<void(fetch_result)> done) {
@@ -51,12 +73,16 @@ void http_client::stop() {
   asio::post(strand_, [self = shared_from_this()] {
     self->stopped_ = true;
     self->resolver_.cancel();
-    if (self->stream_)
-      self->stream_->close();
-    self->connected_ = false;
+    self->close();
     // Drop the callback: the fetcher is gone or going.
     self->done_ = nullptr;
   });
+}
+
+void http_client::close() {
+  if (plain_ || tls_)
+    tcp().close();
+  connected_ = false;
 }
 
 void http_client::start() {
@@ -78,28 +104,55 @@ void http_client::on_resolve(beast::error_code ec,
                              asio::ip::tcp::resolver::results_type results) {
   if (ec)
     return fail("resolve", ec);
-  stream_.emplace(strand_);
-  stream_->expires_at(deadline_);
-  stream_->async_connect(results,
-                         [self = shared_from_this()](beast::error_code ec,
-                                                     const auto&) {
-                           self->on_connect(ec);
-                         });
+  plain_.reset();
+  tls_.reset();
+  if (target_.scheme == "https")
+    tls_.emplace(strand_, *tls_ctx_);
+  else
+    plain_.emplace(strand_);
+  tcp().expires_at(deadline_);
+  tcp().async_connect(results, [self = shared_from_this()](
+                                 beast::error_code ec, const auto&) {
+    self->on_connect(ec);
+  });
 }
 
 void http_client::on_connect(beast::error_code ec) {
   if (ec)
     return fail("connect", ec);
+  if (!tls_) {
+    connected_ = true;
+    do_write();
+    return;
+  }
+  // SNI, then verify the chain and the host name.
+  if (!SSL_set_tlsext_host_name(tls_->native_handle(), target_.host.c_str()))
+    return fail("tls", beast::error_code{static_cast<int>(::ERR_get_error()),
+                                         asio::error::get_ssl_category()});
+  tls_->set_verify_callback(ssl::host_name_verification{target_.host});
+  tcp().expires_at(deadline_);
+  tls_->async_handshake(ssl::stream_base::client,
+                        [self = shared_from_this()](beast::error_code ec) {
+                          self->on_handshake(ec);
+                        });
+}
+
+void http_client::on_handshake(beast::error_code ec) {
+  if (ec)
+    return fail("tls", ec);
   connected_ = true;
   do_write();
 }
 
 void http_client::do_write() {
-  stream_->expires_at(deadline_);
-  http::async_write(*stream_, request_,
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->on_write(ec);
-                    });
+  tcp().expires_at(deadline_);
+  auto on_write = [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->on_write(ec);
+  };
+  if (tls_)
+    http::async_write(*tls_, request_, std::move(on_write));
+  else
+    http::async_write(*plain_, request_, std::move(on_write));
 }
 
 void http_client::on_write(beast::error_code ec) {
@@ -108,10 +161,13 @@ void http_client::on_write(beast::error_code ec) {
   parser_.emplace();
   parser_->body_limit(1024 * 1024);
   buffer_.clear();
-  http::async_read(*stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) {
-                     self->on_read(ec);
-                   });
+  auto on_read = [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->on_read(ec);
+  };
+  if (tls_)
+    http::async_read(*tls_, buffer_, *parser_, std::move(on_read));
+  else
+    http::async_read(*plain_, buffer_, *parser_, std::move(on_read));
 }
 
 void http_client::on_read(beast::error_code ec) {
@@ -123,10 +179,8 @@ void http_client::on_read(beast::error_code ec) {
   if (auto i = res.find(http::field::retry_after); i != res.end())
     r.retry_after = std::string{i->value()};
   r.body = std::move(res.body());
-  if (!res.keep_alive()) {
-    stream_->close();
-    connected_ = false;
-  }
+  if (!res.keep_alive())
+    close();
   complete(std::move(r));
 }
 
@@ -134,9 +188,7 @@ void http_client::fail(const std::string& what, beast::error_code ec) {
   if (stopped_)
     return;
   bool nothing_received = !parser_ || !parser_->got_some();
-  if (stream_)
-    stream_->close();
-  connected_ = false;
+  close();
   // A kept-alive connection the server closed meanwhile: retry at once on a
   // fresh one; this is not an upstream failure.
   if (reused_ && nothing_received && ec != beast::error::timeout

@@ -66,6 +66,15 @@ wait_ok() {
   done
 }
 
+# Waits up to $2 s until the SSE stream $1 delivers a first update.
+wait_first_event() {
+  local deadline=$((SECONDS + $2))
+  until { curl -sN --noproxy '*' --max-time 2 "$1" || true; } | grep -qm1 '^id: '; do
+    ((SECONDS < deadline)) || { echo "fanout.sh: no event from $1" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
 tick="http://127.0.0.1:$upstream_port/index/cc/v1/latest/tick?market=ccix&instruments=BTC-USD"
 python3 test/integration/fake_upstream.py --port "$upstream_port" \
   >"$work/upstream.log" 2>&1 &
@@ -78,7 +87,7 @@ wait_ok "$tick" 10
   >"$work/btcstream.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
-wait_ok "http://127.0.0.1:$port/readyz" 20
+wait_first_event "http://127.0.0.1:$port/stream" 20
 
 echo "btcstream pid $server_pid on 127.0.0.1:$port, upstream :$upstream_port," \
   "interval $interval; $n clients"
