@@ -4,6 +4,7 @@
 #include "core/coindesk.hpp"
 #include "core/event_id.hpp"
 #include "core/log.hpp"
+#include "core/retry_after.hpp"
 
 #include <caf/all.hpp>
 
@@ -72,6 +73,10 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         log(log_level::debug, "fetcher skips a tick: request in flight");
         return;
       }
+      if (now < st.not_before) {
+        ++st.skipped;
+        return;
+      }
       start_request(self);
     },
     // The outcome of one request, from the upstream client.
@@ -83,6 +88,13 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         return;
       }
       auto parsed = parse_coindesk(r.status, r.body, st.instrument);
+      if ((r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
+        if (auto wait = parse_retry_after(r.retry_after, st.clock->now_ms())) {
+          st.not_before = self->clock().now() + std::chrono::milliseconds{*wait};
+          log(log_level::warn, "fetcher waits " + std::to_string(*wait)
+                                 + " ms as the upstream's Retry-After asks");
+        }
+      }
       if (!parsed.price) {
         note_failure(st, std::string{to_string(parsed.error)} + " (HTTP "
                            + std::to_string(r.status) + ") " + parsed.detail);

@@ -27,6 +27,8 @@ struct fetcher_state {
   caf::timespan interval;
   /// When the next tick is due; advances by whole intervals, never drifts.
   caf::actor_clock::time_point next_tick;
+  /// No request before this time: the upstream's `Retry-After`.
+  caf::actor_clock::time_point not_before;
   /// Whether a request is in flight (at most one).
   bool in_flight = false;
   /// The last id assigned, 0 if none.
@@ -43,7 +45,8 @@ struct fetcher_state {
 
 /// Polls the upstream on a fixed-rate schedule (ticks at start + k·interval;
 /// a tick that finds a request in flight is skipped, missed ticks are never
-/// bursted), validates each answer and assigns the update's id.
+/// bursted), validates each answer and assigns the update's id. A 429 or 503
+/// with `Retry-After` suspends polling until then, even beyond the interval.
 /// @param client the upstream port.
 /// @param buffer receives every valid update.
 /// @param clock the wall clock.

@@ -149,3 +149,42 @@ TEST_CASE("the fetcher stops its upstream client when it exits") {
   f.run();
   CHECK(f.upstream->stopped);
 }
+
+namespace {
+
+fetch_result too_many(std::string retry_after) {
+  fetch_result r;
+  r.status = 429;
+  r.body = R"({"Data":{},"Err":{"type":99,"message":"rate limited"}})";
+  r.retry_after = std::move(retry_after);
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("Retry-After in seconds suspends polling beyond the interval") {
+  fetcher_fixture f{1s};
+  CHECK(f.upstream->answer(too_many("3")));
+  f.run();
+  f.advance(1s);
+  f.advance(1s);
+  CHECK_EQ(f.upstream->requests, 1u); // t = 2 s: still waiting
+  f.advance(1s);                      // t = 3 s: due
+  CHECK_EQ(f.upstream->requests, 2u);
+  CHECK(f.upstream->answer_price(97000));
+  f.run();
+  CHECK_EQ(f.log->updates.size(), 1u);
+}
+
+TEST_CASE("Retry-After as an HTTP date suspends polling until then") {
+  fetcher_fixture f{1s};
+  // start_ms is Wed, 26 Nov 2025 18:45:17 GMT; the date asks for 2.5 s.
+  f.advance(500ms);
+  CHECK(f.upstream->answer(too_many("Wed, 26 Nov 2025 18:45:20 GMT")));
+  f.run();
+  f.advance(500ms);
+  f.advance(1s);
+  CHECK_EQ(f.upstream->requests, 1u); // t = 2 s
+  f.advance(1s);                      // t = 3 s: past 18:45:20
+  CHECK_EQ(f.upstream->requests, 2u);
+}

@@ -32,6 +32,18 @@ class BadRequestTest(ServiceCase):
                                 headers=[("Content-Length", "0")])
         self.check_error(response, 404)
 
+    def test_options_on_stream_is_a_cors_preflight(self):
+        response = self.request(self.svc, "OPTIONS", "/stream",
+                                headers=[("Origin", "https://example.org")])
+        self.assertEqual(response.status, 204, repr(response))
+        self.assertEqual(response.header("Access-Control-Allow-Methods"),
+                         "GET, HEAD, OPTIONS")
+        self.assertEqual(response.header("Access-Control-Allow-Headers"),
+                         "Last-Event-ID")
+        self.assertEqual(response.header("Access-Control-Max-Age"), "600")
+        self.assertEqual(response.header("Access-Control-Allow-Origin"), "*")
+        self.check_error(self.request(self.svc, "OPTIONS", "/nope"), 404)
+
     def test_oversized_request_head_is_431(self):
         response = self.request(self.svc, "GET", "/stream",
                                 headers=[("X-Big", "a" * 65536)])

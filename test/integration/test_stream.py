@@ -58,6 +58,16 @@ class HeadersTest(ServiceCase):
                                 repr(event))
 
 
+class CorsOriginTest(ServiceCase):
+    def test_cors_origin_flag_sets_the_header_and_vary(self):
+        svc = self.start_service(self.start_upstream(),
+                                 "--cors-origin", "https://example.org")
+        stream = self.open_ok_stream(svc)
+        self.assertEqual(stream.response.header("Access-Control-Allow-Origin"),
+                         "https://example.org")
+        self.assertEqual(stream.response.header("Vary"), "Origin")
+
+
 class RetryTest(ServiceCase):
     def retry_values(self, svc, n):
         values = []
