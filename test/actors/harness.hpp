@@ -110,10 +110,14 @@ update make_update(int64_t offset_ms, double price);
 template <class T, class Handle, class... Ts>
 std::optional<T> ask(fixture& f, const Handle& h, Ts... xs) {
   auto out = std::make_shared<std::optional<T>>();
-  f.sys->spawn([=](caf::event_based_actor* self) {
-    self->request(h, std::chrono::seconds{10}, xs...)
-      .then([=](T& r) { *out = std::move(r); }, [](caf::error&) {});
-  });
+  // `out` travels as a spawn argument: CAF 0.17 dereferences a null tuple
+  // when a function actor is spawned without arguments (UBSan reports it).
+  f.sys->spawn(
+    [=](caf::event_based_actor* self, std::shared_ptr<std::optional<T>> res) {
+      self->request(h, std::chrono::seconds{10}, xs...)
+        .then([res](T& r) { *res = std::move(r); }, [](caf::error&) {});
+    },
+    out);
   f.run();
   return *out;
 }

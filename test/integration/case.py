@@ -61,8 +61,25 @@ class ServiceCase(unittest.TestCase):
                       interval=interval or self.interval,
                       name=self.id().rsplit(".", 2)[-1])
         self._services.append(svc)
-        self.addCleanup(svc.stop)
+        self.addCleanup(self._stop_and_check, svc)
         return svc.start() if start else svc
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:")
+
+    def _stop_and_check(self, svc):
+        """Every service ends cleanly on SIGTERM: exit 0 (also under ASan,
+        where a leak or memory error makes the exit status non-zero) and no
+        sanitizer report in its log."""
+        if svc.proc is None:
+            return
+        code = svc.stop()
+        log = svc.log_tail(200000)
+        for mark in self.SANITIZER_MARKS:
+            self.assertNotIn(mark, log, "sanitizer report in %s" % svc.log_path)
+        if not getattr(svc, "expect_unclean_exit", False):
+            self.assertEqual(code, 0, "btcstream exit status (log: %s)"
+                             % svc.log_path)
 
     # -- clients -----------------------------------------------------------
 
