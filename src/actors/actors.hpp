@@ -18,45 +18,45 @@ namespace btcstream {
 
 /// One SSE client: holds its resume point and runs the seam (DESIGN.md).
 using connection_actor = caf::typed_actor<
-  // A stored update to forward, from the broadcaster.
-  caf::reacts_to<atom::live, stored>,
-  // No traffic for --heartbeat: write `: hb`, from the broadcaster.
-  caf::reacts_to<atom::heartbeat>,
-  // The session ended (closed, slow, stalled), from the HTTP session.
-  caf::reacts_to<atom::session, session_state>>;
+    // A stored update to forward, from the broadcaster.
+    caf::reacts_to<atom::live, stored>,
+    // No traffic for --heartbeat: write `: hb`, from the broadcaster.
+    caf::reacts_to<atom::heartbeat>,
+    // The session ended (closed, slow, stalled), from the HTTP session.
+    caf::reacts_to<atom::session, session_state>>;
 
 /// Fans every stored update out to the subscribed connections and drives
 /// the one heartbeat timer for all of them.
 using broadcaster_actor = caf::typed_actor<
-  // A newly stored update, from the buffer.
-  caf::reacts_to<atom::publish, stored>,
-  // Subscribes (and monitors) a connection; replies with the id of the last
-  // update forwarded so far, 0 if none: the `upto` of the seam.
-  caf::replies_to<atom::subscribe, connection_actor>::with<uint64_t>,
-  // The heartbeat timer, from itself.
-  caf::reacts_to<atom::heartbeat>,
-  // Health round trip; replies with the number of subscribers.
-  caf::replies_to<atom::ping>::with<uint64_t>>;
+    // A newly stored update, from the buffer.
+    caf::reacts_to<atom::publish, stored>,
+    // Subscribes (and monitors) a connection; replies with the id of the last
+    // update forwarded so far, 0 if none: the `upto` of the seam.
+    caf::replies_to<atom::subscribe, connection_actor>::with<uint64_t>,
+    // The heartbeat timer, from itself.
+    caf::reacts_to<atom::heartbeat>,
+    // Health round trip; replies with the number of subscribers.
+    caf::replies_to<atom::ping>::with<uint64_t>>;
 
 /// The TTL ring buffer: encodes each update once and answers history queries.
 using buffer_actor = caf::typed_actor<
-  // A validated update with its id, from the fetcher.
-  caf::reacts_to<atom::publish, update>,
-  // Frames after a resume point up to `upto`, from a connection.
-  caf::replies_to<atom::history, resume_point, uint64_t>::with<history>,
-  // The latest update if any (REST, readiness), from the front end.
-  caf::replies_to<atom::latest>::with<std::optional<update>>,
-  // Health round trip; replies with the number of buffered updates.
-  caf::replies_to<atom::ping>::with<uint64_t>>;
+    // A validated update with its id, from the fetcher.
+    caf::reacts_to<atom::publish, update>,
+    // Frames after a resume point up to `upto`, from a connection.
+    caf::replies_to<atom::history, resume_point, uint64_t>::with<history>,
+    // The latest update if any (REST, readiness), from the front end.
+    caf::replies_to<atom::latest>::with<std::optional<update>>,
+    // Health round trip; replies with the number of buffered updates.
+    caf::replies_to<atom::ping>::with<uint64_t>>;
 
 /// Polls the upstream on a fixed-rate schedule and assigns event ids.
 using fetcher_actor = caf::typed_actor<
-  // The schedule, from itself.
-  caf::reacts_to<atom::tick>,
-  // The outcome of one request, from the upstream client's thread.
-  caf::reacts_to<atom::fetched, fetch_result>,
-  // Health round trip; replies with the last id assigned (0 if none).
-  caf::replies_to<atom::ping>::with<uint64_t>>;
+    // The schedule, from itself.
+    caf::reacts_to<atom::tick>,
+    // The outcome of one request, from the upstream client's thread.
+    caf::reacts_to<atom::fetched, fetch_result>,
+    // Health round trip; replies with the last id assigned (0 if none).
+    caf::replies_to<atom::ping>::with<uint64_t>>;
 
 } // namespace btcstream
 

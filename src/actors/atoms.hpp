@@ -6,16 +6,16 @@
 // Every atom of btcstream, declared once (at most 10 characters each).
 CAF_BEGIN_TYPE_ID_BLOCK(btcstream, caf::first_custom_type_id)
 
-  CAF_ADD_ATOM(btcstream, btcstream::atom, publish, "publish")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, subscribe, "subscribe")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, history, "history")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, live, "live")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, heartbeat, "heartbeat")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, session, "session")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, tick, "tick")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, fetched, "fetched")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, ping, "ping")
-  CAF_ADD_ATOM(btcstream, btcstream::atom, latest, "latest")
+CAF_ADD_ATOM(btcstream, btcstream::atom, publish, "publish")
+CAF_ADD_ATOM(btcstream, btcstream::atom, subscribe, "subscribe")
+CAF_ADD_ATOM(btcstream, btcstream::atom, history, "history")
+CAF_ADD_ATOM(btcstream, btcstream::atom, live, "live")
+CAF_ADD_ATOM(btcstream, btcstream::atom, heartbeat, "heartbeat")
+CAF_ADD_ATOM(btcstream, btcstream::atom, session, "session")
+CAF_ADD_ATOM(btcstream, btcstream::atom, tick, "tick")
+CAF_ADD_ATOM(btcstream, btcstream::atom, fetched, "fetched")
+CAF_ADD_ATOM(btcstream, btcstream::atom, ping, "ping")
+CAF_ADD_ATOM(btcstream, btcstream::atom, latest, "latest")
 
 CAF_END_TYPE_ID_BLOCK(btcstream)
 

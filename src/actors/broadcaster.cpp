@@ -34,43 +34,46 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
   set_default_handlers(self);
   self->state.heartbeat = heartbeat;
   self->state.last_traffic = self->clock().now();
-  self->set_down_handler(
-    [self](const caf::down_msg& msg) { forget(self->state, msg.source); });
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    forget(self->state, msg.source);
+  });
   self->scheduled_send(self, self->state.last_traffic + heartbeat,
                        atom::heartbeat_v);
   return {
-    // A newly stored update, from the buffer.
-    [self](atom::publish, const stored& s) {
-      auto& st = self->state;
-      st.last_forwarded = s.u.id;
-      st.last_traffic = self->clock().now();
-      for (auto& c : st.subscribers)
-        self->send(c, atom::live_v, s);
-    },
-    // Subscribes a connection, from the connection itself.
-    [self](atom::subscribe, const connection_actor& c) -> uint64_t {
-      auto& st = self->state;
-      if (c && st.index.count(c.address()) == 0) {
-        self->monitor(c);
-        st.index.emplace(c.address(), st.subscribers.size());
-        st.subscribers.push_back(c);
-      }
-      return st.last_forwarded;
-    },
-    // The heartbeat timer, from itself: fires at last_traffic + heartbeat.
-    [self](atom::heartbeat) {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      if (now - st.last_traffic >= st.heartbeat) {
+      // A newly stored update, from the buffer.
+      [self](atom::publish, const stored& s) {
+        auto& st = self->state;
+        st.last_forwarded = s.u.id;
+        st.last_traffic = self->clock().now();
         for (auto& c : st.subscribers)
-          self->send(c, atom::heartbeat_v);
-        st.last_traffic = now;
-      }
-      self->scheduled_send(self, st.last_traffic + st.heartbeat,
-                           atom::heartbeat_v);
-    },
-    // Health round trip.
-    [self](atom::ping) -> uint64_t { return self->state.subscribers.size(); },
+          self->send(c, atom::live_v, s);
+      },
+      // Subscribes a connection, from the connection itself.
+      [self](atom::subscribe, const connection_actor& c) -> uint64_t {
+        auto& st = self->state;
+        if (c && st.index.count(c.address()) == 0) {
+          self->monitor(c);
+          st.index.emplace(c.address(), st.subscribers.size());
+          st.subscribers.push_back(c);
+        }
+        return st.last_forwarded;
+      },
+      // The heartbeat timer, from itself: fires at last_traffic + heartbeat.
+      [self](atom::heartbeat) {
+        auto& st = self->state;
+        auto now = self->clock().now();
+        if (now - st.last_traffic >= st.heartbeat) {
+          for (auto& c : st.subscribers)
+            self->send(c, atom::heartbeat_v);
+          st.last_traffic = now;
+        }
+        self->scheduled_send(self, st.last_traffic + st.heartbeat,
+                             atom::heartbeat_v);
+      },
+      // Health round trip.
+      [self](atom::ping) -> uint64_t {
+        return self->state.subscribers.size();
+      },
   };
 }
 

@@ -24,35 +24,38 @@ buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
   st.clock = std::move(clock);
   self->link_to(st.broadcaster);
   return {
-    // A validated update with its id, from the fetcher.
-    [self](atom::publish, const update& u) {
-      auto& st = self->state;
-      st.ring->expire(st.clock->now_ms());
-      stored s{u, encode_update(u)};
-      if (!st.ring->push(s)) {
-        log(log_level::error, "buffer drops update " + std::to_string(u.id)
-                                + ": id not above "
-                                + std::to_string(st.ring->newest_id()));
-        return;
-      }
-      self->send(st.broadcaster, atom::publish_v, std::move(s));
-    },
-    // Frames after a resume point up to `upto`, from a connection.
-    [self](atom::history, const resume_point& from, uint64_t upto) -> history {
-      auto& st = self->state;
-      st.ring->expire(st.clock->now_ms());
-      return st.ring->query(from, upto);
-    },
-    // The latest update, from the front end.
-    [self](atom::latest) -> std::optional<update> {
-      auto& st = self->state;
-      st.ring->expire(st.clock->now_ms());
-      if (st.ring->empty())
-        return std::nullopt;
-      return st.ring->newest().u;
-    },
-    // Health round trip.
-    [self](atom::ping) -> uint64_t { return self->state.ring->size(); },
+      // A validated update with its id, from the fetcher.
+      [self](atom::publish, const update& u) {
+        auto& st = self->state;
+        st.ring->expire(st.clock->now_ms());
+        stored s{u, encode_update(u)};
+        if (!st.ring->push(s)) {
+          log(log_level::error, "buffer drops update " + std::to_string(u.id)
+                                    + ": id not above "
+                                    + std::to_string(st.ring->newest_id()));
+          return;
+        }
+        self->send(st.broadcaster, atom::publish_v, std::move(s));
+      },
+      // Frames after a resume point up to `upto`, from a connection.
+      [self](atom::history, const resume_point& from,
+             uint64_t upto) -> history {
+        auto& st = self->state;
+        st.ring->expire(st.clock->now_ms());
+        return st.ring->query(from, upto);
+      },
+      // The latest update, from the front end.
+      [self](atom::latest) -> std::optional<update> {
+        auto& st = self->state;
+        st.ring->expire(st.clock->now_ms());
+        if (st.ring->empty())
+          return std::nullopt;
+        return st.ring->newest().u;
+      },
+      // Health round trip.
+      [self](atom::ping) -> uint64_t {
+        return self->state.ring->size();
+      },
   };
 }
 

@@ -12,8 +12,8 @@ namespace {
 
 void give_up(connection_actor::stateful_pointer<connection_state> self,
              const caf::error& err, const char* step) {
-  log(log_level::warn, std::string{"connection ends: "} + step + " failed: "
-                         + self->system().render(err));
+  log(log_level::warn, std::string{"connection ends: "} + step
+                           + " failed: " + self->system().render(err));
   self->quit(err);
 }
 
@@ -37,7 +37,9 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   st.resume.emplace(from.given);
   st.max_held = max_held;
   // Whatever ends this actor ends the stream.
-  self->attach_functor([sink] { sink->close(); });
+  self->attach_functor([sink] {
+    sink->close();
+  });
   // The broadcaster's death ends the stream; DOWN's default handler would
   // only drop the message.
   self->monitor(broadcaster);
@@ -46,35 +48,41 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   });
   auto me = caf::actor_cast<connection_actor>(self);
   self->request(broadcaster, timeout, atom::subscribe_v, me)
-    .then(
-      [self, buffer, from, timeout](uint64_t upto) {
-        self->request(buffer, timeout, atom::history_v, from, upto)
-          .then(
-            [self](const history& h) {
-              auto out = self->state.resume->on_history(h);
-              if (!out.empty())
-                self->state.sink->replay(std::move(out));
-            },
-            [self](caf::error& err) { give_up(self, err, "history"); });
-      },
-      [self](caf::error& err) { give_up(self, err, "subscribe"); });
+      .then(
+          [self, buffer, from, timeout](uint64_t upto) {
+            self->request(buffer, timeout, atom::history_v, from, upto)
+                .then(
+                    [self](const history& h) {
+                      auto out = self->state.resume->on_history(h);
+                      if (!out.empty())
+                        self->state.sink->replay(std::move(out));
+                    },
+                    [self](caf::error& err) {
+                      give_up(self, err, "history");
+                    });
+          },
+          [self](caf::error& err) {
+            give_up(self, err, "subscribe");
+          });
   return {
-    // A stored update, from the broadcaster.
-    [self](atom::live, const stored& s) {
-      auto& st = self->state;
-      if (auto f = st.resume->on_live(s)) {
-        st.sink->deliver(std::move(*f));
-      } else if (st.resume->held() > st.max_held) {
-        log(log_level::warn, "connection drops a client: history reply late");
+      // A stored update, from the broadcaster.
+      [self](atom::live, const stored& s) {
+        auto& st = self->state;
+        if (auto f = st.resume->on_live(s)) {
+          st.sink->deliver(std::move(*f));
+        } else if (st.resume->held() > st.max_held) {
+          log(log_level::warn, "connection drops a client: history reply late");
+          self->quit();
+        }
+      },
+      // No traffic for --heartbeat, from the broadcaster.
+      [self](atom::heartbeat) {
+        self->state.sink->deliver(heartbeat_frame());
+      },
+      // The session ended, from the HTTP session.
+      [self](atom::session, session_state) {
         self->quit();
-      }
-    },
-    // No traffic for --heartbeat, from the broadcaster.
-    [self](atom::heartbeat) {
-      self->state.sink->deliver(heartbeat_frame());
-    },
-    // The session ended, from the HTTP session.
-    [self](atom::session, session_state) { self->quit(); },
+      },
   };
 }
 

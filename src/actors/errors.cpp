@@ -10,14 +10,14 @@ namespace btcstream {
 
 std::string to_string(ec x) {
   switch (x) {
-    case ec::none:
-      return "none";
-    case ec::invalid_argument:
-      return "invalid_argument";
-    case ec::unhandled_exception:
-      return "unhandled_exception";
-    case ec::peer_unavailable:
-      return "peer_unavailable";
+  case ec::none:
+    return "none";
+  case ec::invalid_argument:
+    return "invalid_argument";
+  case ec::unhandled_exception:
+    return "unhandled_exception";
+  case ec::peer_unavailable:
+    return "peer_unavailable";
   }
   return "unknown";
 }
@@ -28,17 +28,17 @@ caf::error make_error(ec x, std::string context) {
 
 void set_default_handlers(caf::scheduled_actor* self) {
   self->set_exception_handler(
-    [](caf::scheduled_actor* who, std::exception_ptr& ep) -> caf::error {
-      std::string what = "unknown exception";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      log(log_level::error, std::string{who->name()} + " fails: " + what);
-      return make_error(ec::unhandled_exception, std::move(what));
-    });
+      [](caf::scheduled_actor* who, std::exception_ptr& ep) -> caf::error {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        log(log_level::error, std::string{who->name()} + " fails: " + what);
+        return make_error(ec::unhandled_exception, std::move(what));
+      });
 }
 
 } // namespace btcstream

@@ -25,12 +25,11 @@ class actor_stream_port final : public stream_port {
 public:
   actor_stream_port(caf::actor_system& sys, broadcaster_actor b,
                     buffer_actor buf, caf::timespan timeout, size_t max_held)
-    : sys_(sys),
-      broadcaster_(std::move(b)),
-      buffer_(std::move(buf)),
-      timeout_(timeout),
-      max_held_(max_held) {
-  }
+      : sys_(sys),
+        broadcaster_(std::move(b)),
+        buffer_(std::move(buf)),
+        timeout_(timeout),
+        max_held_(max_held) {}
 
   std::shared_ptr<session_events>
   open(resume_point from, std::shared_ptr<frame_sink> sink) override {
@@ -52,9 +51,8 @@ private:
 std::shared_ptr<stream_port>
 make_stream_port(caf::actor_system& sys, broadcaster_actor broadcaster,
                  buffer_actor buffer, caf::timespan timeout, size_t max_held) {
-  return std::make_shared<actor_stream_port>(sys, std::move(broadcaster),
-                                             std::move(buffer), timeout,
-                                             max_held);
+  return std::make_shared<actor_stream_port>(
+      sys, std::move(broadcaster), std::move(buffer), timeout, max_held);
 }
 
 } // namespace btcstream

@@ -33,29 +33,31 @@ po::options_description options() {
                             "Server-Sent Events.\n\nOptions (each also "
                             "BTCSTREAM_<FLAG> in the environment, e.g. "
                             "BTCSTREAM_HISTORY_TTL)"};
-  auto s = [](const char* def) { return po::value<std::string>()->value_name(def); };
-  d.add_options()
-    ("help", "print this help and exit")
-    ("version", "print the version and exit")
-    ("listen", s("0.0.0.0:8080"), "address and port to serve on")
-    ("interval", s("5s"), "time between upstream polls")
-    ("history-ttl", s("1h"), "how long updates stay in the buffer")
-    ("history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")
-    ("upstream-url", s("https://data-api.coindesk.com/..."),
-     "CoinDesk latest-tick URL (http:// for tests)")
-    ("upstream-ca", s("system store"), "PEM file with an extra trusted CA")
-    ("api-key", s("none"), "CoinDesk API key (also COINDESK_API_KEY)")
-    ("api-key-file", s("none"), "file holding the API key")
-    ("web-root", s("installed web/"), "directory of the web UI")
-    ("heartbeat", s("15s"), "comment heartbeat after this much silence")
-    ("retry", s("3s"), "SSE retry hint (jittered +-20% per client)")
-    ("client-queue", s("256KiB"), "unsent bytes before a client is dropped")
-    ("stall-timeout", s("60s"), "no write progress before a client is dropped")
-    ("max-clients", s("open files - 100"), "concurrent SSE clients")
-    ("cors-origin", s("*"), "Access-Control-Allow-Origin")
-    ("log-level", s("info"), "debug, info, warn or error")
-    ("io-threads", s("1"), "Asio threads (benchmark before changing)")
-    ("actor-threads", s("2"), "CAF scheduler threads");
+  auto s = [](const char* def) {
+    return po::value<std::string>()->value_name(def);
+  };
+  d.add_options()("help", "print this help and exit")(
+      "version", "print the version and exit")("listen", s("0.0.0.0:8080"),
+                                               "address and port to serve on")(
+      "interval", s("5s"), "time between upstream polls")(
+      "history-ttl", s("1h"), "how long updates stay in the buffer")(
+      "history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")(
+      "upstream-url", s("https://data-api.coindesk.com/..."),
+      "CoinDesk latest-tick URL (http:// for tests)")(
+      "upstream-ca", s("system store"), "PEM file with an extra trusted CA")(
+      "api-key", s("none"), "CoinDesk API key (also COINDESK_API_KEY)")(
+      "api-key-file", s("none"), "file holding the API key")(
+      "web-root", s("installed web/"), "directory of the web UI")(
+      "heartbeat", s("15s"), "comment heartbeat after this much silence")(
+      "retry", s("3s"), "SSE retry hint (jittered +-20% per client)")(
+      "client-queue", s("256KiB"), "unsent bytes before a client is dropped")(
+      "stall-timeout", s("60s"),
+      "no write progress before a client is dropped")(
+      "max-clients", s("open files - 100"), "concurrent SSE clients")(
+      "cors-origin", s("*"), "Access-Control-Allow-Origin")(
+      "log-level", s("info"), "debug, info, warn or error")(
+      "io-threads", s("1"), "Asio threads (benchmark before changing)")(
+      "actor-threads", s("2"), "CAF scheduler threads");
   return d;
 }
 
@@ -124,10 +126,10 @@ config build(const po::variables_map& vm) {
       throw bad_value{"--listen: invalid port in '" + listen + "'"};
   c.interval = duration_of(vm, "interval", defaults::interval, true);
   c.history_ttl = duration_of(vm, "history-ttl", defaults::history_ttl, true);
-  auto derived = static_cast<uint64_t>(
-                   (c.history_ttl.count() + c.interval.count() - 1)
-                   / c.interval.count())
-                 + 1;
+  auto derived
+      = static_cast<uint64_t>((c.history_ttl.count() + c.interval.count() - 1)
+                              / c.interval.count())
+        + 1;
   c.history_max = count_of(vm, "history-max", derived, 1, 10'000'000);
   c.upstream_url = get(vm, "upstream-url").value_or(defaults::upstream_url);
   if (!parse_url(c.upstream_url))
@@ -156,8 +158,8 @@ config build(const po::variables_map& vm) {
                       + "' (expected e.g. 256KiB, at least 1KiB)"};
     c.client_queue = *n;
   }
-  c.stall_timeout = duration_of(vm, "stall-timeout", defaults::stall_timeout,
-                                true);
+  c.stall_timeout
+      = duration_of(vm, "stall-timeout", defaults::stall_timeout, true);
   c.max_clients = count_of(vm, "max-clients", 0, 1, 10'000'000);
   c.cors_origin = get(vm, "cors-origin").value_or(defaults::cors_origin);
   if (c.cors_origin.empty()
@@ -176,9 +178,9 @@ config build(const po::variables_map& vm) {
     throw bad_value{"--log-level: expected debug, info, warn or error, got '"
                     + level + "'"};
   c.io_threads = static_cast<unsigned>(
-    count_of(vm, "io-threads", defaults::io_threads, 1, 64));
+      count_of(vm, "io-threads", defaults::io_threads, 1, 64));
   c.actor_threads = static_cast<unsigned>(
-    count_of(vm, "actor-threads", defaults::actor_threads, 1, 64));
+      count_of(vm, "actor-threads", defaults::actor_threads, 1, 64));
   return c;
 }
 
@@ -198,8 +200,8 @@ config_result parse_config(int argc, const char* const* argv) {
       std::string flag;
       for (char ch : var.substr(prefix.size()))
         flag += ch == '_' ? '-'
-                          : static_cast<char>(std::tolower(
-                            static_cast<unsigned char>(ch)));
+                          : static_cast<char>(
+                              std::tolower(static_cast<unsigned char>(ch)));
       if (flag == "help" || flag == "version")
         return {};
       return desc.find_nothrow(flag, false) ? flag : std::string{};
@@ -212,15 +214,16 @@ config_result parse_config(int argc, const char* const* argv) {
     po::store(po::parse_environment(hidden,
                                     [](const std::string& var) -> std::string {
                                       return var == "COINDESK_API_KEY"
-                                               ? "coindesk-api-key"
-                                               : "";
+                                                 ? "coindesk-api-key"
+                                                 : "";
                                     }),
               vm);
     po::notify(vm);
     if (vm.count("help")) {
       std::ostringstream os;
-      os << desc << "\nDurations take ms, s, min (or m), h; sizes take KiB, "
-                    "MiB.\nThe key is also read from COINDESK_API_KEY.\n";
+      os << desc
+         << "\nDurations take ms, s, min (or m), h; sizes take KiB, "
+            "MiB.\nThe key is also read from COINDESK_API_KEY.\n";
       out.output = os.str();
       return out;
     }
@@ -231,8 +234,8 @@ config_result parse_config(int argc, const char* const* argv) {
     out.cfg = build(vm);
   } catch (const std::exception& e) {
     out.exit_code = 2;
-    out.output = std::string{"btcstream: "} + e.what()
-                 + "\nTry 'btcstream --help'.\n";
+    out.output
+        = std::string{"btcstream: "} + e.what() + "\nTry 'btcstream --help'.\n";
   }
   return out;
 }
@@ -249,8 +252,7 @@ std::string describe(const config& c) {
      << " retry=" << ms_text(c.retry) << " client_queue=" << c.client_queue
      << " stall_timeout=" << ms_text(c.stall_timeout)
      << " max_clients=" << c.max_clients << " cors_origin=" << c.cors_origin
-     << " io_threads=" << c.io_threads
-     << " actor_threads=" << c.actor_threads;
+     << " io_threads=" << c.io_threads << " actor_threads=" << c.actor_threads;
   return os.str();
 }
 

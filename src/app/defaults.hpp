@@ -12,8 +12,8 @@ inline constexpr const char* listen = "0.0.0.0:8080";
 inline constexpr auto interval = 5s;
 inline constexpr auto history_ttl = 1h;
 inline constexpr const char* upstream_url
-  = "https://data-api.coindesk.com/index/cc/v1/latest/tick"
-    "?market=ccix&instruments=BTC-USD";
+    = "https://data-api.coindesk.com/index/cc/v1/latest/tick"
+      "?market=ccix&instruments=BTC-USD";
 inline constexpr auto heartbeat = 15s;
 inline constexpr auto retry = 3s;
 inline constexpr uint64_t client_queue = 256 * 1024;

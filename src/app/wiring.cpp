@@ -91,12 +91,12 @@ int run_service(const config& given) {
   auto fd_limit = raise_fd_limit();
   if (cfg.max_clients == 0)
     cfg.max_clients = fd_limit > defaults::reserved_fds * 2
-                        ? fd_limit - defaults::reserved_fds
-                        : fd_limit / 2;
+                          ? fd_limit - defaults::reserved_fds
+                          : fd_limit / 2;
   auto web_root = find_web_root(cfg.web_root);
   if (!web_root) {
-    log(log_level::error, "--web-root: no such directory: '" + cfg.web_root
-                            + "'");
+    log(log_level::error,
+        "--web-root: no such directory: '" + cfg.web_root + "'");
     return 2;
   }
   cfg.web_root = web_root->string();
@@ -105,12 +105,12 @@ int run_service(const config& given) {
   try {
     tls = make_tls_context(cfg.upstream_ca);
   } catch (const std::exception& e) {
-    log(log_level::error, "--upstream-ca: cannot load '" + cfg.upstream_ca
-                            + "': " + e.what());
+    log(log_level::error,
+        "--upstream-ca: cannot load '" + cfg.upstream_ca + "': " + e.what());
     return 2;
   }
-  log(log_level::info, "btcstream " BTCSTREAM_VERSION " starts: "
-                         + describe(cfg));
+  log(log_level::info,
+      "btcstream " BTCSTREAM_VERSION " starts: " + describe(cfg));
 
   // The io_context outlives the actor system (platform-facts.md).
   asio::io_context ioc{static_cast<int>(cfg.io_threads)};
@@ -123,14 +123,15 @@ int run_service(const config& given) {
     // Work sharing: one message to 50,000 actors in ~50 ms instead of
     // seconds with 0.17's work stealing (platform-facts.md).
     sys_cfg.set("scheduler.policy", caf::atom("sharing"));
-    sys_cfg.set("scheduler.max-threads", static_cast<size_t>(cfg.actor_threads));
+    sys_cfg.set("scheduler.max-threads",
+                static_cast<size_t>(cfg.actor_threads));
     sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));
     sys_cfg.set("logger.console-verbosity", caf::atom("quiet"));
     caf::actor_system sys{sys_cfg};
 
     auto clock = std::make_shared<system_wall_clock>();
     auto timeout = std::min<std::chrono::milliseconds>(
-      cfg.interval * 4 / 5, std::chrono::milliseconds{10000});
+        cfg.interval * 4 / 5, std::chrono::milliseconds{10000});
     auto client = std::make_shared<http_client>(ioc, *upstream, tls,
                                                 cfg.api_key, timeout);
     auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat});
@@ -144,8 +145,8 @@ int run_service(const config& given) {
       return [&, what](const caf::error& reason) {
         if (stopping.load())
           return;
-        log(log_level::error, std::string{what}
-                                + " died unexpectedly: " + to_string(reason));
+        log(log_level::error,
+            std::string{what} + " died unexpectedly: " + to_string(reason));
         exit.set(1);
       };
     };
@@ -160,35 +161,37 @@ int run_service(const config& given) {
     ctx->opts.client_queue = cfg.client_queue;
     ctx->opts.stall_timeout = cfg.stall_timeout;
     ctx->opts.max_clients = cfg.max_clients;
-    ctx->streams = make_stream_port(sys, b, buf,
-                                    defaults::actor_request_timeout,
-                                    cfg.history_max + 16);
+    ctx->streams = make_stream_port(
+        sys, b, buf, defaults::actor_request_timeout, cfg.history_max + 16);
     auto lst = std::make_shared<listener>(ioc, ctx);
     bool listening = false;
     try {
       auto addr = asio::ip::make_address(cfg.listen_host);
-      lst->open({addr, static_cast<unsigned short>(std::stoul(cfg.listen_port))});
+      lst->open(
+          {addr, static_cast<unsigned short>(std::stoul(cfg.listen_port))});
       listening = true;
     } catch (const std::exception& e) {
       log(log_level::error, "--listen " + cfg.listen_host + ":"
-                              + cfg.listen_port + ": " + e.what());
+                                + cfg.listen_port + ": " + e.what());
       exit.set(1);
     }
     asio::signal_set signals{ioc, SIGINT, SIGTERM};
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (!ec) {
         log(log_level::info, std::string{"btcstream stops on "}
-                               + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+                                 + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
         exit.set(0);
       }
     });
     std::vector<std::thread> io;
     for (unsigned i = 0; i < cfg.io_threads; ++i)
-      io.emplace_back([&ioc] { ioc.run(); });
+      io.emplace_back([&ioc] {
+        ioc.run();
+      });
     if (listening) {
       auto ep = lst->local_endpoint();
       log(log_level::info, "listening on " + ep.address().to_string() + ":"
-                             + std::to_string(ep.port()));
+                               + std::to_string(ep.port()));
       lst->run();
     }
 
@@ -202,8 +205,9 @@ int run_service(const config& given) {
     lst->stop();
     signals.cancel();
     client->stop();
-    for (auto& h : {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(buf),
-                    caf::actor_cast<caf::actor>(b)})
+    for (auto& h :
+         {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(buf),
+          caf::actor_cast<caf::actor>(b)})
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     ctx->streams.reset();
     sys.await_all_actors_done();

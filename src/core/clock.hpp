@@ -34,7 +34,8 @@ private:
   uint64_t state_;
 };
 
-/// Returns `base` scaled by a factor drawn uniformly from [1 - spread, 1 + spread).
+/// Returns `base` scaled by a factor drawn uniformly from [1 - spread, 1 +
+/// spread).
 int64_t jitter(int64_t base, double spread, random_source& rng);
 
 } // namespace btcstream

@@ -32,13 +32,12 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (exactly 29 characters).
 std::optional<int64_t> parse_imf_fixdate(std::string_view s) {
   static constexpr std::array<std::string_view, 7> days
-    = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+      = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
   static constexpr std::array<std::string_view, 12> months
-    = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  if (s.size() != 29 || s.substr(3, 2) != ", " || s[7] != ' '
-      || s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':'
-      || s.substr(25) != " GMT")
+      = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (s.size() != 29 || s.substr(3, 2) != ", " || s[7] != ' ' || s[11] != ' '
+      || s[16] != ' ' || s[19] != ':' || s[22] != ':' || s.substr(25) != " GMT")
     return std::nullopt;
   bool day_ok = false;
   for (auto d : days)
@@ -54,8 +53,8 @@ std::optional<int64_t> parse_imf_fixdate(std::string_view s) {
     return std::nullopt;
   if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
     return std::nullopt;
-  auto days_since_epoch = days_from_civil(year, month,
-                                          static_cast<unsigned>(day));
+  auto days_since_epoch
+      = days_from_civil(year, month, static_cast<unsigned>(day));
   return ((days_since_epoch * 24 + hh) * 60 + mm) * 60 * 1000 + ss * 1000;
 }
 

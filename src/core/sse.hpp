@@ -27,7 +27,8 @@ std::string update_json(const update& u);
 frame_ptr encode_update(const update& u);
 
 /// `event: gap\ndata: {"requested":"…","oldest":<id or null>}\n\n`.
-frame_ptr encode_gap(std::string_view requested, std::optional<uint64_t> oldest);
+frame_ptr encode_gap(std::string_view requested,
+                     std::optional<uint64_t> oldest);
 
 /// `retry: <ms>\n\n`, the first bytes of every stream.
 std::string encode_retry(std::chrono::milliseconds retry);

@@ -13,8 +13,9 @@ struct stream_port {
   virtual ~stream_port() = default;
   /// Starts streaming to `sink` from `from`. The returned object receives the
   /// session's one state change. Thread-safe.
-  virtual std::shared_ptr<session_events>
-  open(resume_point from, std::shared_ptr<frame_sink> sink) = 0;
+  virtual std::shared_ptr<session_events> open(resume_point from,
+                                               std::shared_ptr<frame_sink> sink)
+      = 0;
 };
 
 } // namespace btcstream

@@ -8,7 +8,8 @@ namespace btcstream {
 
 /// One successful poll of the upstream: the unit that is stored and streamed.
 struct update {
-  /// Event id: max(retrieval time in unix ms, previous id + 1); see event_id.hpp.
+  /// Event id: max(retrieval time in unix ms, previous id + 1); see
+  /// event_id.hpp.
   uint64_t id = 0;
   /// Retrieval time in unix milliseconds (UTC).
   int64_t ts_ms = 0;

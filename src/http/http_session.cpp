@@ -32,12 +32,12 @@ random_source& thread_random() {
 
 http_session::http_session(asio::ip::tcp::socket&& socket,
                            std::shared_ptr<server_context> ctx)
-  : stream_(std::move(socket)), ctx_(std::move(ctx)) {
-}
+    : stream_(std::move(socket)), ctx_(std::move(ctx)) {}
 
 void http_session::run() {
-  asio::dispatch(stream_.get_executor(),
-                 [self = shared_from_this()] { self->do_read(); });
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    self->do_read();
+  });
 }
 
 void http_session::do_read() {
@@ -47,8 +47,7 @@ void http_session::do_read() {
   stream_.expires_after(first_request_ ? ctx_->opts.head_timeout
                                        : ctx_->opts.idle_timeout);
   http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec,
-                                               size_t n) {
+                   [self = shared_from_this()](beast::error_code ec, size_t n) {
                      self->on_read(ec, n);
                    });
 }
@@ -66,8 +65,8 @@ void http_session::on_read(beast::error_code ec, size_t) {
     return;
   }
   if (ec == http::error::body_limit) {
-    respond(json_error(http::status::payload_too_large, "request body too large",
-                       11, false, ctx_->opts));
+    respond(json_error(http::status::payload_too_large,
+                       "request body too large", 11, false, ctx_->opts));
     return;
   }
   if (ec) {
@@ -100,19 +99,19 @@ void http_session::handle() {
     }
   }
   switch (action_for(to_std(req.method_string()))) {
-    case method_action::not_allowed: {
-      auto res = json_error(http::status::method_not_allowed,
-                            "method not allowed", version, keep_alive,
-                            ctx_->opts);
-      res.set(http::field::allow, to_beast(allowed_methods));
-      respond(std::move(res));
-      return;
-    }
-    case method_action::preflight:
-      respond(preflight(version, keep_alive, ctx_->opts));
-      return;
-    case method_action::serve:
-      break;
+  case method_action::not_allowed: {
+    auto res
+        = json_error(http::status::method_not_allowed, "method not allowed",
+                     version, keep_alive, ctx_->opts);
+    res.set(http::field::allow, to_beast(allowed_methods));
+    respond(std::move(res));
+    return;
+  }
+  case method_action::preflight:
+    respond(preflight(version, keep_alive, ctx_->opts));
+    return;
+  case method_action::serve:
+    break;
   }
   bool head_only = req.method() == http::verb::head;
   if (kind == route_kind::stream)
@@ -129,8 +128,8 @@ void http_session::serve_stream(bool head_only) {
   if (auto i = req.find("Last-Event-ID"); i != req.end())
     last_event_id = std::string_view{i->value().data(), i->value().size()};
   auto t = parse_target(to_std(req.target()));
-  auto choice = choose_resume_point(last_event_id, *t,
-                                    system_wall_clock{}.now_ms());
+  auto choice
+      = choose_resume_point(last_event_id, *t, system_wall_clock{}.now_ms());
   if (!choice.point) {
     respond(json_error(http::status::bad_request, choice.error, version,
                        keep_alive, ctx_->opts));
@@ -159,8 +158,7 @@ void http_session::serve_stream(bool head_only) {
     return;
   }
   auto& count = ctx_->sse_clients;
-  if (count.fetch_add(1, std::memory_order_relaxed)
-      >= ctx_->opts.max_clients) {
+  if (count.fetch_add(1, std::memory_order_relaxed) >= ctx_->opts.max_clients) {
     count.fetch_sub(1, std::memory_order_relaxed);
     log(log_level::warn, "http session rejects a stream: at --max-clients");
     unavailable("too many clients");
@@ -205,11 +203,11 @@ void http_session::respond(string_response res) {
     pending_->body().clear();
   }
   stream_.expires_after(ctx_->opts.idle_timeout);
-  http::async_write(stream_, *pending_,
-                    [self = shared_from_this(), close](beast::error_code ec,
-                                                       size_t n) {
-                      self->on_write(close, ec, n);
-                    });
+  http::async_write(
+      stream_, *pending_,
+      [self = shared_from_this(), close](beast::error_code ec, size_t n) {
+        self->on_write(close, ec, n);
+      });
 }
 
 void http_session::on_write(bool close, beast::error_code ec, size_t) {

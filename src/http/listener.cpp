@@ -14,11 +14,10 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 listener::listener(asio::io_context& ioc, std::shared_ptr<server_context> ctx)
-  : ioc_(ioc),
-    acceptor_(asio::make_strand(ioc)),
-    backoff_(acceptor_.get_executor()),
-    ctx_(std::move(ctx)) {
-}
+    : ioc_(ioc),
+      acceptor_(asio::make_strand(ioc)),
+      backoff_(acceptor_.get_executor()),
+      ctx_(std::move(ctx)) {}
 
 void listener::open(const asio::ip::tcp::endpoint& ep) {
   acceptor_.open(ep.protocol());
@@ -32,8 +31,9 @@ asio::ip::tcp::endpoint listener::local_endpoint() const {
 }
 
 void listener::run() {
-  asio::post(acceptor_.get_executor(),
-             [self = shared_from_this()] { self->do_accept(); });
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    self->do_accept();
+  });
 }
 
 void listener::stop() {
@@ -46,10 +46,10 @@ void listener::stop() {
 
 void listener::do_accept() {
   acceptor_.async_accept(
-    asio::make_strand(ioc_),
-    [self = shared_from_this()](error_code ec, asio::ip::tcp::socket s) {
-      self->on_accept(ec, std::move(s));
-    });
+      asio::make_strand(ioc_),
+      [self = shared_from_this()](error_code ec, asio::ip::tcp::socket s) {
+        self->on_accept(ec, std::move(s));
+      });
 }
 
 void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {

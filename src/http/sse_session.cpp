@@ -23,8 +23,8 @@ constexpr std::string_view last_chunk = "0\r\n\r\n";
 /// never keeps a socket alive (chat-multi's broadcast).
 class session_sink final : public frame_sink {
 public:
-  explicit session_sink(std::weak_ptr<sse_session> s) : session_(std::move(s)) {
-  }
+  explicit session_sink(std::weak_ptr<sse_session> s)
+      : session_(std::move(s)) {}
 
   void deliver(frame_ptr f) override {
     if (auto s = session_.lock())
@@ -49,11 +49,10 @@ private:
 
 sse_session::sse_session(asio::ip::tcp::socket socket,
                          std::shared_ptr<server_context> ctx, bool chunked)
-  : socket_(std::move(socket)),
-    stall_timer_(socket_.get_executor()),
-    ctx_(std::move(ctx)),
-    chunked_(chunked) {
-}
+    : socket_(std::move(socket)),
+      stall_timer_(socket_.get_executor()),
+      ctx_(std::move(ctx)),
+      chunked_(chunked) {}
 
 sse_session::~sse_session() {
   ctx_->sse_clients.fetch_sub(1, std::memory_order_relaxed);
@@ -67,7 +66,7 @@ void sse_session::start(std::string header, std::string retry,
   header_ = std::move(header);
   // Frames the actor delivers are posted, so they queue behind `retry`.
   events_ = ctx_->streams->open(
-    std::move(from), std::make_shared<session_sink>(weak_from_this()));
+      std::move(from), std::make_shared<session_sink>(weak_from_this()));
   enqueue(std::make_shared<const std::string>(std::move(retry)), false);
   if (!finished_)
     do_read();
@@ -129,7 +128,7 @@ void sse_session::flush() {
     error_code ec;
     auto first = bufs_.begin() + static_cast<std::ptrdiff_t>(next_buf_);
     auto n = socket_.write_some(
-      std::vector<asio::const_buffer>(first, bufs_.end()), ec);
+        std::vector<asio::const_buffer>(first, bufs_.end()), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       wait_writable();
       return;
@@ -175,8 +174,8 @@ bool sse_session::next_batch() {
   if (chunked_) {
     auto len = std::snprintf(chunk_head_.data(), chunk_head_.size(), "%zx\r\n",
                              total);
-    bufs_.emplace_back(asio::buffer(chunk_head_.data(),
-                                    static_cast<size_t>(len)));
+    bufs_.emplace_back(
+        asio::buffer(chunk_head_.data(), static_cast<size_t>(len)));
   }
   batch_.reserve(queue_.size());
   for (auto& i : queue_) {
@@ -208,12 +207,14 @@ void sse_session::wait_writable() {
     last_progress_ = std::chrono::steady_clock::now();
     timer_armed_ = true;
     stall_timer_.expires_at(last_progress_ + ctx_->opts.stall_timeout);
-    stall_timer_.async_wait(
-      [self = shared_from_this()](error_code ec) { self->on_stall_timer(ec); });
+    stall_timer_.async_wait([self = shared_from_this()](error_code ec) {
+      self->on_stall_timer(ec);
+    });
   }
-  socket_.async_wait(
-    asio::ip::tcp::socket::wait_write,
-    [self = shared_from_this()](error_code ec) { self->on_writable(ec); });
+  socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                     [self = shared_from_this()](error_code ec) {
+                       self->on_writable(ec);
+                     });
 }
 
 void sse_session::on_writable(error_code ec) {
@@ -238,8 +239,9 @@ void sse_session::on_stall_timer(error_code ec) {
   }
   timer_armed_ = true;
   stall_timer_.expires_at(deadline);
-  stall_timer_.async_wait(
-    [self = shared_from_this()](error_code ec) { self->on_stall_timer(ec); });
+  stall_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    self->on_stall_timer(ec);
+  });
 }
 
 // SSE clients send nothing after the request; a pending read notices at once
@@ -266,8 +268,8 @@ void sse_session::finish(session_state s) {
     return;
   finished_ = true;
   if (s != session_state::closed)
-    log(log_level::warn, std::string{"sse session drops a client: "}
-                           + to_string(s));
+    log(log_level::warn,
+        std::string{"sse session drops a client: "} + to_string(s));
   error_code ec;
   stall_timer_.cancel();
   socket_.close(ec);

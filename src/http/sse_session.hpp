@@ -74,7 +74,7 @@ private:
   bool closing_ = false;
   bool terminated_ = false; // the final chunk has been queued
   bool finished_ = false;
-  bool waiting_ = false;     // blocked until the socket is writable
+  bool waiting_ = false; // blocked until the socket is writable
   bool timer_armed_ = false;
   std::chrono::steady_clock::time_point last_progress_;
   std::array<char, 256> read_buf_{};

@@ -27,14 +27,13 @@ std::shared_ptr<ssl::context> make_tls_context(const std::string& extra_ca) {
 }
 
 http_client::http_client(asio::io_context& ioc, url target,
-                         std::shared_ptr<ssl::context> tls,
-                         std::string api_key,
+                         std::shared_ptr<ssl::context> tls, std::string api_key,
                          std::chrono::milliseconds timeout)
-  : strand_(asio::make_strand(ioc)),
-    resolver_(strand_),
-    tls_ctx_(std::move(tls)),
-    target_(std::move(target)),
-    timeout_(timeout) {
+    : strand_(asio::make_strand(ioc)),
+      resolver_(strand_),
+      tls_ctx_(std::move(tls)),
+      target_(std::move(target)),
+      timeout_(timeout) {
   request_.version(11);
   request_.method(http::verb::get);
   request_.target(target_.target);
@@ -93,11 +92,11 @@ void http_client::start() {
   }
   reused_ = false;
   resolver_.async_resolve(
-    target_.host, target_.port,
-    asio::bind_executor(strand_, [self = shared_from_this()](
-                                   beast::error_code ec, auto results) {
-      self->on_resolve(ec, std::move(results));
-    }));
+      target_.host, target_.port,
+      asio::bind_executor(strand_, [self = shared_from_this()](
+                                       beast::error_code ec, auto results) {
+        self->on_resolve(ec, std::move(results));
+      }));
 }
 
 void http_client::on_resolve(beast::error_code ec,
@@ -111,10 +110,10 @@ void http_client::on_resolve(beast::error_code ec,
   else
     plain_.emplace(strand_);
   tcp().expires_at(deadline_);
-  tcp().async_connect(results, [self = shared_from_this()](
-                                 beast::error_code ec, const auto&) {
-    self->on_connect(ec);
-  });
+  tcp().async_connect(
+      results, [self = shared_from_this()](beast::error_code ec, const auto&) {
+        self->on_connect(ec);
+      });
 }
 
 void http_client::on_connect(beast::error_code ec) {
@@ -198,9 +197,9 @@ void http_client::fail(const std::string& what, beast::error_code ec) {
     return;
   }
   fetch_result r;
-  r.error = what + ": "
-            + (ec == beast::error::timeout ? std::string{"timeout"}
-                                           : ec.message());
+  r.error
+      = what + ": "
+        + (ec == beast::error::timeout ? std::string{"timeout"} : ec.message());
   complete(std::move(r));
 }
 

@@ -69,9 +69,9 @@ private:
   std::optional<tls_stream> tls_;
   boost::beast::flat_buffer buffer_;
   boost::beast::http::request<boost::beast::http::empty_body> request_;
-  std::optional<boost::beast::http::response_parser<
-    boost::beast::http::string_body>>
-    parser_;
+  std::optional<
+      boost::beast::http::response_parser<boost::beast::http::string_body>>
+      parser_;
   url target_;
   std::chrono::milliseconds timeout_;
   std::chrono::steady_clock::time_point deadline_;

@@ -20,11 +20,15 @@ struct received {
 /// A connection that records what the broadcaster sends it.
 connection_actor::behavior_type mock_connection(std::shared_ptr<received> log) {
   return {
-    [log](atom::live, const stored& s) { log->ids.push_back(s.u.id); },
-    [log](atom::heartbeat) { ++log->heartbeats; },
-    [](atom::session, session_state) {
-      FAIL_CHECK("the broadcaster never sends session events");
-    },
+      [log](atom::live, const stored& s) {
+        log->ids.push_back(s.u.id);
+      },
+      [log](atom::heartbeat) {
+        ++log->heartbeats;
+      },
+      [](atom::session, session_state) {
+        FAIL_CHECK("the broadcaster never sends session events");
+      },
   };
 }
 

@@ -17,18 +17,23 @@ struct forwarded {
 };
 
 /// A broadcaster that records what the buffer publishes.
-broadcaster_actor::behavior_type mock_broadcaster(std::shared_ptr<forwarded> log) {
+broadcaster_actor::behavior_type
+mock_broadcaster(std::shared_ptr<forwarded> log) {
   return {
-    [log](atom::publish, const stored& s) { log->items.push_back(s); },
-    [](atom::subscribe, const connection_actor&) -> uint64_t {
-      FAIL_CHECK("the buffer must not subscribe");
-      return 0;
-    },
-    [](atom::heartbeat) { FAIL_CHECK("the buffer sends no heartbeat"); },
-    [](atom::ping) -> uint64_t {
-      FAIL_CHECK("the buffer must not ping");
-      return 0;
-    },
+      [log](atom::publish, const stored& s) {
+        log->items.push_back(s);
+      },
+      [](atom::subscribe, const connection_actor&) -> uint64_t {
+        FAIL_CHECK("the buffer must not subscribe");
+        return 0;
+      },
+      [](atom::heartbeat) {
+        FAIL_CHECK("the buffer sends no heartbeat");
+      },
+      [](atom::ping) -> uint64_t {
+        FAIL_CHECK("the buffer must not ping");
+        return 0;
+      },
   };
 }
 

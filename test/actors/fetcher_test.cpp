@@ -18,19 +18,21 @@ struct published {
 /// A buffer that records what the fetcher publishes and fails on the rest.
 buffer_actor::behavior_type mock_buffer(std::shared_ptr<published> log) {
   return {
-    [log](atom::publish, const update& u) { log->updates.push_back(u); },
-    [](atom::history, const resume_point&, uint64_t) -> history {
-      FAIL_CHECK("the fetcher must not query history");
-      return {};
-    },
-    [](atom::latest) -> std::optional<update> {
-      FAIL_CHECK("the fetcher must not ask for the latest update");
-      return std::nullopt;
-    },
-    [](atom::ping) -> uint64_t {
-      FAIL_CHECK("the fetcher must not ping the buffer");
-      return 0;
-    },
+      [log](atom::publish, const update& u) {
+        log->updates.push_back(u);
+      },
+      [](atom::history, const resume_point&, uint64_t) -> history {
+        FAIL_CHECK("the fetcher must not query history");
+        return {};
+      },
+      [](atom::latest) -> std::optional<update> {
+        FAIL_CHECK("the fetcher must not ask for the latest update");
+        return std::nullopt;
+      },
+      [](atom::ping) -> uint64_t {
+        FAIL_CHECK("the fetcher must not ping the buffer");
+        return 0;
+      },
   };
 }
 
@@ -42,7 +44,7 @@ struct fetcher_fixture : fixture {
   explicit fetcher_fixture(caf::timespan interval = 5s) {
     auto buf = stop_at_end(sys->spawn(mock_buffer, log));
     fetcher_handle = stop_at_end(
-      sys->spawn(fetcher, upstream, buf, clock, "BTC-USD", interval));
+        sys->spawn(fetcher, upstream, buf, clock, "BTC-USD", interval));
     run();
   }
 };

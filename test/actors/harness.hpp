@@ -86,7 +86,7 @@ struct fixture {
   /// Moves both clocks forward, fires due timers, runs every job.
   void advance(std::chrono::milliseconds d);
   /// Remembers an actor to kill at the end of the test.
-  template <class Handle>
+  template<class Handle>
   Handle stop_at_end(Handle h) {
     to_stop.push_back(caf::actor_cast<caf::actor>(h));
     return h;
@@ -107,17 +107,21 @@ update make_update(int64_t offset_ms, double price);
 
 /// Sends a request from a throwaway actor, runs the system, and returns the
 /// reply (or nothing on error).
-template <class T, class Handle, class... Ts>
+template<class T, class Handle, class... Ts>
 std::optional<T> ask(fixture& f, const Handle& h, Ts... xs) {
   auto out = std::make_shared<std::optional<T>>();
   // `out` travels as a spawn argument: CAF 0.17 dereferences a null tuple
   // when a function actor is spawned without arguments (UBSan reports it).
   f.sys->spawn(
-    [=](caf::event_based_actor* self, std::shared_ptr<std::optional<T>> res) {
-      self->request(h, std::chrono::seconds{10}, xs...)
-        .then([res](T& r) { *res = std::move(r); }, [](caf::error&) {});
-    },
-    out);
+      [=](caf::event_based_actor* self, std::shared_ptr<std::optional<T>> res) {
+        self->request(h, std::chrono::seconds{10}, xs...)
+            .then(
+                [res](T& r) {
+                  *res = std::move(r);
+                },
+                [](caf::error&) {});
+      },
+      out);
   f.run();
   return *out;
 }

@@ -47,7 +47,7 @@ struct core_fixture : fixture {
                                   caf::timespan{10s}, size_t{100}));
   }
   /// Runs exactly one job of `who`.
-  template <class Handle>
+  template<class Handle>
   void step(const Handle& who) {
     REQUIRE(sched->prioritize(who));
     sched->run_once();
@@ -85,8 +85,8 @@ TEST_CASE("seam: a live update arriving while the history is awaited is "
   f.step(f.conn); // init: subscribe → broadcaster
   f.step(f.b);    // ack upto = 3 → connection
   f.send_update(4);
-  f.step(f.buf); // store 4, publish → broadcaster
-  f.step(f.b);   // forward live 4 → connection (after the ack)
+  f.step(f.buf);  // store 4, publish → broadcaster
+  f.step(f.b);    // forward live 4 → connection (after the ack)
   f.step(f.conn); // the ack: history(after 1, upto 3) → buffer
   f.step(f.conn); // live 4 arrives while holding
   CHECK(f.sink->frames.empty());
@@ -114,7 +114,7 @@ TEST_CASE("seam: a client that already has an update the broadcaster had not "
   for (int n = 1; n <= 3; ++n)
     f.publish_now(n);
   f.send_update(4);
-  f.step(f.buf); // 4 is stored; its publish waits in the broadcaster
+  f.step(f.buf);      // 4 is stored; its publish waits in the broadcaster
   f.connect_after(4); // the client resumes from 4 (seen on another node)
   f.run();
   f.publish_now(5);

@@ -26,10 +26,11 @@ TEST_CASE("Retry-After as an IMF-fixdate is the time left until then") {
 }
 
 TEST_CASE("malformed Retry-After values are rejected") {
-  for (auto bad : {"", "-1", "1.5", "1e3", "soon", "12345678901",
-                   "Wed, 26 Nov 2025 18:45:47 UTC", "Wed, 26 Foo 2025 18:45:47 GMT",
-                   "Xyz, 26 Nov 2025 18:45:47 GMT", "Wed, 26 Nov 2025 25:45:47 GMT",
-                   "Wednesday, 26-Nov-25 18:45:47 GMT"}) {
+  for (auto bad :
+       {"", "-1", "1.5", "1e3", "soon", "12345678901",
+        "Wed, 26 Nov 2025 18:45:47 UTC", "Wed, 26 Foo 2025 18:45:47 GMT",
+        "Xyz, 26 Nov 2025 18:45:47 GMT", "Wed, 26 Nov 2025 25:45:47 GMT",
+        "Wednesday, 26-Nov-25 18:45:47 GMT"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_retry_after(bad, now_ms).has_value());
   }
