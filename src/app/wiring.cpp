@@ -209,7 +209,6 @@ int run_service(const config& given) {
          {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(buf),
           caf::actor_cast<caf::actor>(b)})
       caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
-    ctx->streams.reset();
     sys.await_all_actors_done();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
     while (ctx->sse_clients.load() > 0
@@ -219,6 +218,9 @@ int run_service(const config& given) {
     ioc.stop();
     for (auto& t : io)
       t.join();
+    // Only now, with no Asio thread left to open a stream: drop the port's
+    // actor handles before the actor system goes.
+    ctx->streams.reset();
   }
   log(log_level::info, "btcstream exits with code " + std::to_string(code));
   return code;
