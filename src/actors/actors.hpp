@@ -53,6 +53,8 @@ using buffer_actor = caf::typed_actor<
 using fetcher_actor = caf::typed_actor<
     // The schedule, from itself.
     caf::reacts_to<atom::tick>,
+    // A retry after a failure, from itself; stale unless the number matches.
+    caf::reacts_to<atom::retry, uint64_t>,
     // The outcome of one request, from the upstream client's thread.
     caf::reacts_to<atom::fetched, fetch_result>,
     // Health round trip; replies with the last id assigned (0 if none).

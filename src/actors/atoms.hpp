@@ -14,6 +14,7 @@ CAF_ADD_ATOM(btcstream, btcstream::atom, heartbeat, "heartbeat")
 CAF_ADD_ATOM(btcstream, btcstream::atom, session, "session")
 CAF_ADD_ATOM(btcstream, btcstream::atom, tick, "tick")
 CAF_ADD_ATOM(btcstream, btcstream::atom, fetched, "fetched")
+CAF_ADD_ATOM(btcstream, btcstream::atom, retry, "retry")
 CAF_ADD_ATOM(btcstream, btcstream::atom, ping, "ping")
 CAF_ADD_ATOM(btcstream, btcstream::atom, latest, "latest")
 

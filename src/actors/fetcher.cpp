@@ -4,19 +4,30 @@
 #include "core/coindesk.hpp"
 #include "core/event_id.hpp"
 #include "core/log.hpp"
-#include "core/retry_after.hpp"
 
 #include <caf/all.hpp>
+
+#include <algorithm>
 
 namespace btcstream {
 
 namespace {
 
 using self_ptr = fetcher_actor::stateful_pointer<fetcher_state>;
+using std::chrono::milliseconds;
+
+int64_t to_ms(const fetcher_state& st, caf::actor_clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(t - st.origin).count();
+}
+
+caf::actor_clock::time_point from_ms(const fetcher_state& st, int64_t ms) {
+  return st.origin + milliseconds{ms};
+}
 
 void start_request(self_ptr self) {
   auto& st = self->state;
   st.in_flight = true;
+  ++st.attempt; // any retry scheduled earlier is now stale
   // A weak address: a pending callback must not keep the fetcher alive.
   caf::actor_addr me = self->address();
   st.client->fetch([me](fetch_result r) {
@@ -25,11 +36,39 @@ void start_request(self_ptr self) {
   });
 }
 
-void note_failure(fetcher_state& st, const std::string& what) {
-  if (st.failures_in_row++ % 100 == 0)
-    log(log_level::warn, "fetcher gets no usable answer ("
-                             + std::to_string(st.failures_in_row)
-                             + " in a row): " + what);
+/// Whether a request may start now.
+bool may_start(self_ptr self) {
+  auto& st = self->state;
+  return !st.in_flight && self->clock().now() >= st.not_before;
+}
+
+void log_failure(fetcher_state& st, fetch_outcome o, const fetch_result& r,
+                 const coindesk_result& parsed) {
+  // The first failure and every 100th in a row: a dead upstream must not
+  // flood the log.
+  auto n = st.policy->failures();
+  if (n != 1 && n % 100 != 0)
+    return;
+  std::string what = std::string{"fetcher gets no usable answer ("}
+                     + std::to_string(n) + " in a row): " + to_string(o);
+  if (r.failure != transport_error::none)
+    what += ": " + r.error;
+  else if (r.status != 200)
+    what += " (HTTP " + std::to_string(r.status) + ") " + parsed.detail;
+  else
+    what += std::string{": "} + to_string(parsed.error) + " " + parsed.detail;
+  log(log_level::warn, what);
+}
+
+void publish(self_ptr self, double price) {
+  auto& st = self->state;
+  // Timestamps never go back either: the buffer's TTL and `since` lookups
+  // rely on their order even when the wall clock steps back.
+  auto now = std::max(st.clock->now_ms(), st.last_ts);
+  update u{next_event_id(st.last_id, now), now, price};
+  st.last_id = u.id;
+  st.last_ts = u.ts_ms;
+  self->send(st.buffer, atom::publish_v, u);
 }
 
 } // namespace
@@ -37,10 +76,13 @@ void note_failure(fetcher_state& st, const std::string& what) {
 fetcher_actor::behavior_type
 fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         buffer_actor buffer, std::shared_ptr<const wall_clock> clock,
-        std::string instrument, caf::timespan interval) {
-  if (!client || !buffer || !clock || interval <= caf::timespan::zero()) {
-    self->quit(make_error(ec::invalid_argument,
-                          "fetcher needs client, buffer, clock, interval"));
+        std::shared_ptr<random_source> rng, std::string instrument,
+        caf::timespan interval) {
+  if (!client || !buffer || !clock || !rng
+      || interval <= caf::timespan::zero()) {
+    self->quit(
+        make_error(ec::invalid_argument,
+                   "fetcher needs client, buffer, clock, rng, interval"));
     return fetcher_actor::behavior_type::make_empty_behavior();
   }
   set_default_handlers(self);
@@ -48,9 +90,14 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
   st.client = std::move(client);
   st.buffer = std::move(buffer);
   st.clock = std::move(clock);
+  st.rng = std::move(rng);
+  st.policy.emplace(std::chrono::duration_cast<milliseconds>(interval),
+                    *st.rng);
   st.instrument = std::move(instrument);
   st.interval = interval;
-  st.next_tick = self->clock().now();
+  st.origin = self->clock().now();
+  st.next_tick = st.origin;
+  st.not_before = st.origin;
   self->link_to(st.buffer);
   self->attach_functor([c = st.client] {
     c->stop();
@@ -70,55 +117,54 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
           ++st.skipped;
         }
         self->scheduled_send(self, st.next_tick, atom::tick_v);
-        if (st.in_flight) {
-          ++st.skipped;
-          log(log_level::debug, "fetcher skips a tick: request in flight");
-          return;
-        }
-        if (now < st.not_before) {
+        if (!may_start(self)) {
           ++st.skipped;
           return;
         }
         start_request(self);
       },
+      // A retry after a failure, from itself.
+      [self](atom::retry, uint64_t attempt) {
+        if (attempt == self->state.attempt && may_start(self))
+          start_request(self);
+      },
       // The outcome of one request, from the upstream client.
       [self](atom::fetched, const fetch_result& r) {
         auto& st = self->state;
         st.in_flight = false;
-        if (!r.error.empty()) {
-          note_failure(st, r.error);
+        auto parsed = r.failure == transport_error::none
+                          ? parse_coindesk(r.status, r.body, st.instrument)
+                          : coindesk_result{};
+        auto outcome = classify(r, parsed);
+        auto failures_before = st.policy->failures();
+        auto d = st.policy->after(outcome, r, to_ms(st, self->clock().now()),
+                                  to_ms(st, st.next_tick), st.clock->now_ms());
+        st.not_before = from_ms(st, d.not_before);
+        if (outcome == fetch_outcome::ok) {
+          if (failures_before > 0)
+            log(log_level::info, "fetcher recovers after "
+                                     + std::to_string(failures_before)
+                                     + " failed requests");
+          st.unauthorized = false;
+          publish(self, *parsed.price);
           return;
         }
-        auto parsed = parse_coindesk(r.status, r.body, st.instrument);
-        if ((r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
-          if (auto wait
-              = parse_retry_after(r.retry_after, st.clock->now_ms())) {
-            st.not_before
-                = self->clock().now() + std::chrono::milliseconds{*wait};
-            log(log_level::warn,
-                "fetcher waits " + std::to_string(*wait)
-                    + " ms as the upstream's Retry-After asks");
-          }
+        if (d.unauthorized) {
+          if (!st.unauthorized)
+            log(log_level::error,
+                "fetcher is refused by the upstream (HTTP "
+                    + std::to_string(r.status)
+                    + "): check the API key; next request in "
+                    + std::to_string(
+                        (d.not_before - to_ms(st, self->clock().now())) / 1000)
+                    + " s");
+          st.unauthorized = true;
+        } else {
+          log_failure(st, outcome, r, parsed);
         }
-        if (!parsed.price) {
-          note_failure(st, std::string{to_string(parsed.error)} + " (HTTP "
-                               + std::to_string(r.status) + ") "
-                               + parsed.detail);
-          return;
-        }
-        if (st.failures_in_row > 0) {
-          log(log_level::info, "fetcher recovers after "
-                                   + std::to_string(st.failures_in_row)
-                                   + " unusable answers");
-          st.failures_in_row = 0;
-        }
-        // Timestamps never go back either: the buffer's TTL and `since`
-        // lookups rely on their order even when the wall clock steps back.
-        auto now = std::max(st.clock->now_ms(), st.last_ts);
-        update u{next_event_id(st.last_id, now), now, *parsed.price};
-        st.last_id = u.id;
-        st.last_ts = u.ts_ms;
-        self->send(st.buffer, atom::publish_v, u);
+        if (d.retry_at)
+          self->scheduled_send(self, from_ms(st, *d.retry_at), atom::retry_v,
+                               st.attempt);
       },
       // Health round trip.
       [self](atom::ping) -> uint64_t {

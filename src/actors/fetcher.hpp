@@ -2,6 +2,7 @@
 
 #include "actors/actors.hpp"
 #include "core/clock.hpp"
+#include "core/fetch_policy.hpp"
 #include "core/upstream_client.hpp"
 
 #include <caf/actor_clock.hpp>
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace btcstream {
@@ -19,43 +21,54 @@ struct fetcher_state {
   std::shared_ptr<upstream_client> client;
   /// Receives every valid update.
   buffer_actor buffer;
-  /// Wall clock: retrieval times and ids.
+  /// Wall clock: retrieval times, ids, HTTP-dates.
   std::shared_ptr<const wall_clock> clock;
+  /// Jitter for retries.
+  std::shared_ptr<random_source> rng;
+  /// The failure policy (retries, Retry-After, 401/403 pause).
+  std::optional<fetch_policy> policy;
   /// The instrument to read from each answer (e.g. "BTC-USD").
   std::string instrument;
   /// Time between polls.
   caf::timespan interval;
+  /// The policy's timeline starts here (CAF's clock).
+  caf::actor_clock::time_point origin;
   /// When the next tick is due; advances by whole intervals, never drifts.
   caf::actor_clock::time_point next_tick;
-  /// No request before this time: the upstream's `Retry-After`.
+  /// No request before this time (Retry-After, 401/403 pause).
   caf::actor_clock::time_point not_before;
+  /// Identifies the one retry that may still start; bumped by every request.
+  uint64_t attempt = 0;
   /// Whether a request is in flight (at most one).
   bool in_flight = false;
+  /// Whether a 401/403 pause is on (logged once when it starts).
+  bool unauthorized = false;
   /// The last id assigned, 0 if none.
   uint64_t last_id = 0;
   /// The last timestamp assigned (unix ms), 0 if none.
   int64_t last_ts = 0;
-  /// Ticks skipped because a request was still in flight or overdue.
+  /// Ticks skipped: a request in flight, a pause, or a stalled scheduler.
   uint64_t skipped = 0;
-  /// Unusable answers in a row; logs only the first and every 100th.
-  uint64_t failures_in_row = 0;
 
   static inline const char* name = "fetcher";
 };
 
 /// Polls the upstream on a fixed-rate schedule (ticks at start + k·interval;
-/// a tick that finds a request in flight is skipped, missed ticks are never
-/// bursted), validates each answer and assigns the update's id. A 429 or 503
-/// with `Retry-After` suspends polling until then, even beyond the interval.
+/// a tick that finds a request in flight or a pause is skipped, missed ticks
+/// are never bursted), applies the failure policy (`fetch_policy`: retries
+/// with backoff before the next tick, Retry-After, the 401/403 pause),
+/// validates each answer and assigns the update's id.
 /// @param client the upstream port.
 /// @param buffer receives every valid update.
 /// @param clock the wall clock.
+/// @param rng randomness for retry jitter.
 /// @param instrument the instrument to read (e.g. "BTC-USD").
 /// @param interval time between polls (> 0).
 fetcher_actor::behavior_type
 fetcher(fetcher_actor::stateful_pointer<fetcher_state> self,
         std::shared_ptr<upstream_client> client, buffer_actor buffer,
-        std::shared_ptr<const wall_clock> clock, std::string instrument,
+        std::shared_ptr<const wall_clock> clock,
+        std::shared_ptr<random_source> rng, std::string instrument,
         caf::timespan interval);
 
 } // namespace btcstream

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <filesystem>
 #include <future>
+#include <random>
 #include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
@@ -137,7 +138,8 @@ int run_service(const config& given) {
     auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat});
     auto buf = sys.spawn(buffer, static_cast<size_t>(cfg.history_max),
                          cfg.history_ttl, b, clock);
-    auto f = sys.spawn(fetcher, client, buf, clock, upstream->instrument(),
+    auto rng = std::make_shared<seeded_random>(std::random_device{}());
+    auto f = sys.spawn(fetcher, client, buf, clock, rng, upstream->instrument(),
                        caf::timespan{cfg.interval});
     // A core actor that dies outside shutdown takes the process with it:
     // better a restart than a stream that never updates again.

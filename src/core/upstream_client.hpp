@@ -5,6 +5,14 @@
 
 namespace btcstream {
 
+/// What kind of transport failure ended a request without an answer.
+enum class transport_error {
+  none,    ///< an HTTP answer arrived
+  connect, ///< resolve or connect failed, or the connection broke mid-way
+  tls,     ///< TLS handshake or verification failed
+  timeout, ///< the request timeout expired
+};
+
 /// What one upstream request produced.
 struct fetch_result {
   /// HTTP status, or 0 when no response arrived (see `error`).
@@ -12,7 +20,9 @@ struct fetch_result {
   std::string body;
   /// The `Retry-After` header as sent, if any.
   std::string retry_after;
-  /// Transport failure (connect, timeout, reset), empty on a response.
+  /// Transport failure, `none` on a response.
+  transport_error failure = transport_error::none;
+  /// A description of the failure for logs (never holds request headers).
   std::string error;
 };
 

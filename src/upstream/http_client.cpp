@@ -58,6 +58,7 @@ void http_client::fetch(std::function<void(fetch_result)> done) {
   asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() {
     if (self->stopped_ || self->done_) {
       fetch_result r;
+      r.failure = transport_error::connect;
       r.error = self->stopped_ ? "client stopped" : "request in flight";
       done(std::move(r));
       return;
@@ -197,6 +198,12 @@ void http_client::fail(const std::string& what, beast::error_code ec) {
     return;
   }
   fetch_result r;
+  if (ec == beast::error::timeout)
+    r.failure = transport_error::timeout;
+  else if (what == "tls")
+    r.failure = transport_error::tls;
+  else
+    r.failure = transport_error::connect;
   r.error
       = what + ": "
         + (ec == beast::error::timeout ? std::string{"timeout"} : ec.message());

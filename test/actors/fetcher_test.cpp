@@ -39,12 +39,13 @@ buffer_actor::behavior_type mock_buffer(std::shared_ptr<published> log) {
 struct fetcher_fixture : fixture {
   std::shared_ptr<fake_upstream> upstream = std::make_shared<fake_upstream>();
   std::shared_ptr<published> log = std::make_shared<published>();
+  std::shared_ptr<fixed_random> rng = std::make_shared<fixed_random>();
   fetcher_actor fetcher_handle;
 
   explicit fetcher_fixture(caf::timespan interval = 5s) {
     auto buf = stop_at_end(sys->spawn(mock_buffer, log));
     fetcher_handle = stop_at_end(
-        sys->spawn(fetcher, upstream, buf, clock, "BTC-USD", interval));
+        sys->spawn(fetcher, upstream, buf, clock, rng, "BTC-USD", interval));
     run();
   }
 };
@@ -136,6 +137,7 @@ TEST_CASE("unusable answers and transport errors are never published") {
   negative.body = coindesk_body(-5);
   answer_then_tick(negative);
   fetch_result reset;
+  reset.failure = transport_error::connect;
   reset.error = "read: connection reset by peer";
   answer_then_tick(reset);
   CHECK(f.log->updates.empty());
@@ -189,4 +191,97 @@ TEST_CASE("Retry-After as an HTTP date suspends polling until then") {
   CHECK_EQ(f.upstream->requests, 1u); // t = 2 s
   f.advance(1s);                      // t = 3 s: past 18:45:20
   CHECK_EQ(f.upstream->requests, 2u);
+}
+
+namespace {
+
+fetch_result status(int code) {
+  fetch_result r;
+  r.status = code;
+  r.body = R"({"Data":{},"Err":{"type":1,"message":"no"}})";
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("failures are retried after 250, 500, 1000, 2000 ms, never into "
+          "the next tick, and a success resets the backoff") {
+  fetcher_fixture f{5s};
+  auto fail_at = [&](std::chrono::milliseconds wait, size_t expected) {
+    f.advance(wait);
+    CHECK_EQ(f.upstream->requests, expected);
+    CHECK(f.upstream->answer(status(500)));
+    f.run();
+  };
+  CHECK(f.upstream->answer(status(500))); // t = 0
+  f.run();
+  fail_at(250ms, 2); // t = 0.25 s
+  fail_at(500ms, 3); // t = 0.75 s
+  fail_at(1s, 4);    // t = 1.75 s
+  fail_at(2s, 5);    // t = 3.75 s; 4 s more would pass the tick at 5 s
+  f.advance(1249ms); // t = 4.999 s
+  CHECK_EQ(f.upstream->requests, 5u);
+  fail_at(1ms, 6);   // the tick at 5 s; 8 s more would pass the next one
+  f.advance(4999ms); // t = 9.999 s
+  CHECK_EQ(f.upstream->requests, 6u);
+  f.advance(1ms); // the tick at 10 s
+  CHECK_EQ(f.upstream->requests, 7u);
+  CHECK(f.upstream->answer_price(97000));
+  f.run();
+  CHECK_EQ(f.log->updates.size(), 1u);
+  f.advance(5s); // t = 15 s: fails again, and the backoff starts over
+  CHECK(f.upstream->answer(status(502)));
+  f.run();
+  f.advance(249ms);
+  CHECK_EQ(f.upstream->requests, 8u);
+  f.advance(1ms);
+  CHECK_EQ(f.upstream->requests, 9u);
+}
+
+TEST_CASE("retry delays carry the injected jitter") {
+  fetcher_fixture f{5s};
+  f.rng->value = 0.0; // factor 0.8
+  CHECK(f.upstream->answer(status(500)));
+  f.run();
+  f.advance(199ms);
+  CHECK_EQ(f.upstream->requests, 1u);
+  f.advance(1ms);
+  CHECK_EQ(f.upstream->requests, 2u);
+}
+
+TEST_CASE("a 401 stops requests for max(60 s, interval), then polling "
+          "resumes on the tick grid") {
+  fetcher_fixture f{5s};
+  CHECK(f.upstream->answer(status(401)));
+  f.run();
+  for (int i = 0; i < 11; ++i)
+    f.advance(5s); // t = 55 s
+  CHECK_EQ(f.upstream->requests, 1u);
+  f.advance(5s); // t = 60 s: the pause is over
+  CHECK_EQ(f.upstream->requests, 2u);
+  CHECK(f.upstream->answer_price(1));
+  f.run();
+  f.advance(5s);
+  CHECK_EQ(f.upstream->requests, 3u);
+}
+
+TEST_CASE("a timeout and a refused connection are retried like failures") {
+  fetcher_fixture f{5s};
+  fetch_result timeout;
+  timeout.failure = transport_error::timeout;
+  timeout.error = "read: timeout";
+  CHECK(f.upstream->answer(timeout));
+  f.run();
+  f.advance(250ms);
+  CHECK_EQ(f.upstream->requests, 2u);
+  fetch_result refused;
+  refused.failure = transport_error::connect;
+  refused.error = "connect: Connection refused";
+  CHECK(f.upstream->answer(refused));
+  f.run();
+  f.advance(500ms);
+  CHECK_EQ(f.upstream->requests, 3u);
+  CHECK(f.upstream->answer_price(2));
+  f.run();
+  CHECK_EQ(f.log->updates.size(), 1u);
 }

@@ -34,6 +34,13 @@ struct manual_clock final : wall_clock {
   int64_t now_ms() const override { return now; }
 };
 
+/// A random source that always draws `value`: 0.5 makes a ±20 % jitter
+/// factor exactly 1, so retry times are round numbers.
+struct fixed_random final : random_source {
+  double value = 0.5;
+  double uniform() override { return value; }
+};
+
 /// Records what a connection writes; can refuse deliveries to play a
 /// stalled client (the actor does not know; only the session would).
 struct recording_sink final : frame_sink {

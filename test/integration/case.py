@@ -56,10 +56,14 @@ class ServiceCase(unittest.TestCase):
         self.addCleanup(upstream.stop)
         return upstream
 
-    def start_service(self, upstream, *flags, interval=None, start=True):
+    def start_service(self, upstream, *flags, interval=None, start=True,
+                      **kwargs):
+        """Starts btcstream against `upstream` (None: no --upstream-url).
+        `interval` "" leaves --interval out; `kwargs` go to Service (env,
+        grace, log_level)."""
         svc = Service(upstream.url if upstream else None, *flags,
-                      interval=interval or self.interval,
-                      name=self.id().rsplit(".", 2)[-1])
+                      interval=self.interval if interval is None else interval,
+                      name=self.id().rsplit(".", 2)[-1], **kwargs)
         self._services.append(svc)
         self.addCleanup(self._stop_and_check, svc)
         return svc.start() if start else svc

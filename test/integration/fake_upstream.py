@@ -28,8 +28,20 @@ were added; the first one still active answers the request:
   delay        wait `seconds`, then a normal answer
   reset        close the connection with a TCP reset instead of answering
 
-TLS: pass an `ssl.SSLContext` as `ssl_context`; the listening socket is wrapped
-in `start()`, everything else is unchanged.
+Keep-alive modes, `keep_alive_mode(mode)`, for the fetcher's connection reuse:
+  None           normal keep-alive (the default)
+  "close_after"  every response is sent as keep-alive (no `Connection: close`)
+                 and then the connection is closed silently (FIN), so a client
+                 that reuses it fails before the first response byte
+  "drop_reused"  a second request on one connection is read and then the
+                 connection is closed (FIN) without any answer: the race of a
+                 server closing an idle connection as the client reuses it
+
+TLS: pass a server-side `ssl.SSLContext` as `ssl_context`; every accepted
+connection is wrapped (handshake on the handler thread). `sni_names()` lists
+the SNI host names clients sent (None when a client sent none),
+`tls_failures()` the handshakes that failed. `url_host` names the host in
+`url` (e.g. "localhost") while the server still binds `host`.
 
 CLI: `python3 fake_upstream.py --port 9000 [--price 97000] [--step 0.01]`.
 """
@@ -38,6 +50,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -74,6 +87,8 @@ class _Answer:
         self.headers = list(headers)
         self.delay = delay
         self.reset = reset
+        self.drop = False  # close without answering ("drop_reused")
+        self.close_after = False  # close silently after it ("close_after")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -86,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        self.server.upstream._track(self.connection, True)
+        self.requests_here = 0  # requests read on this connection
+        self.conn_serial = self.server.upstream._track(self.connection, True)
 
     def finish(self):
         try:
@@ -95,20 +111,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.upstream._track(self.connection, False)
 
     def do_GET(self):
-        answer = self.server.upstream._answer(self.command, self.path,
-                                              self.headers)
-        if answer.delay:
-            time.sleep(answer.delay)
-        if answer.reset:
-            self._reset()
+        upstream = self.server.upstream
+        reused = self.requests_here > 0
+        self.requests_here += 1
+        answer = upstream._answer(self.command, self.path, self.headers,
+                                  self.conn_serial, reused)
+        if answer.drop:
+            self.close_connection = True  # FIN, no answer at all
             return
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        upstream._in_flight(+1)
+        try:
+            if answer.delay:
+                time.sleep(answer.delay)
+            if answer.reset:
+                self._reset()
+                return
+            self.send_response(answer.status)
+            self.send_header("Content-Type",
+                             "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.body)
+            self.wfile.flush()
+            if answer.close_after:
+                self.close_connection = True  # silently: no header said so
+        finally:
+            upstream._in_flight(-1)
 
     def do_HEAD(self):
         self.do_GET()
@@ -137,13 +167,35 @@ class _Server(ThreadingHTTPServer):
         if self.upstream.verbose:
             super().handle_error(request, client_address)
 
+    def finish_request(self, request, client_address):
+        """On the handler thread: the TLS handshake first, if any."""
+        context = self.upstream._ssl_context
+        if context is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(5.0)  # a client that never handshakes
+        try:
+            tls = context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.upstream._tls_failed(e)
+            return
+        tls.settimeout(None)
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
 
 class FakeUpstream:
     """A fake CoinDesk server on 127.0.0.1; see the module docstring."""
 
     def __init__(self, price=97000.0, step=0.01, host="127.0.0.1", port=0,
-                 instrument="BTC-USD", ssl_context=None, verbose=False):
+                 instrument="BTC-USD", ssl_context=None, verbose=False,
+                 url_host=None):
         self.host = host
+        self.url_host = url_host or host
         self.instrument = instrument
         self.verbose = verbose
         self._requested_port = port
@@ -158,6 +210,15 @@ class FakeUpstream:
         self._served = []  # (time, price, delayed) of valid answers
         self._answers = []  # (time, status or "reset", fault kind or None)
         self._connections = set()
+        self._conn_serial = 0  # connections accepted so far
+        self._request_conns = []  # (connection serial, reused) per request
+        self._keep_alive_mode = None
+        self._busy = 0  # requests being answered right now
+        self._max_busy = 0
+        self._sni = []  # SNI names of TLS handshakes, in order
+        self._tls_failures = []  # (time, error text)
+        if ssl_context is not None:
+            ssl_context.sni_callback = self._on_sni
         self._server = None
         self._thread = None
 
@@ -166,9 +227,6 @@ class FakeUpstream:
     def start(self):
         self._server = _Server((self.host, self._requested_port), _Handler)
         self._server.upstream = self
-        if self._ssl_context is not None:
-            self._server.socket = self._ssl_context.wrap_socket(
-                self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name="fake-upstream", daemon=True)
@@ -203,7 +261,7 @@ class FakeUpstream:
     @property
     def base_url(self):
         scheme = "https" if self._ssl_context is not None else "http"
-        return "%s://%s:%d" % (scheme, self.host, self.port)
+        return "%s://%s:%d" % (scheme, self.url_host, self.port)
 
     @property
     def url(self):
@@ -228,6 +286,13 @@ class FakeUpstream:
         with self._lock:
             self._faults = []
 
+    def keep_alive_mode(self, mode):
+        """None, "close_after" or "drop_reused"; see the module docstring."""
+        if mode not in (None, "close_after", "drop_reused"):
+            raise ValueError("unknown keep-alive mode %r" % mode)
+        with self._lock:
+            self._keep_alive_mode = mode
+
     def pause(self):
         """Answers 500 until resume(): the service gets no updates."""
         with self._lock:
@@ -250,7 +315,8 @@ class FakeUpstream:
             return list(self._requests)
 
     def answers(self):
-        """[(time, HTTP status or "reset", fault kind or None)] per request."""
+        """[(time, HTTP status, "reset" or "dropped", fault kind or None)]
+        per request."""
         with self._lock:
             return list(self._answers)
 
@@ -262,6 +328,30 @@ class FakeUpstream:
     def valid_prices(self):
         with self._lock:
             return [price for _, price, _ in self._served]
+
+    def request_connections(self):
+        """[(connection serial, reused)] per request, like requests()."""
+        with self._lock:
+            return list(self._request_conns)
+
+    @property
+    def connections_accepted(self):
+        with self._lock:
+            return self._conn_serial
+
+    @property
+    def max_in_flight(self):
+        """The most requests ever being answered at once."""
+        with self._lock:
+            return self._max_busy
+
+    def sni_names(self):
+        with self._lock:
+            return list(self._sni)
+
+    def tls_failures(self):
+        with self._lock:
+            return list(self._tls_failures)
 
     @property
     def faults_pending(self):
@@ -293,16 +383,46 @@ class FakeUpstream:
     # -- serving -----------------------------------------------------------
 
     def _track(self, conn, alive):
+        """Returns the connection's serial (1, 2, ...) when it comes."""
         with self._lock:
             if alive:
                 self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+                self._conn_serial += 1
+                return self._conn_serial
+            self._connections.discard(conn)
+            return None
 
-    def _answer(self, method, path, headers):
+    def _in_flight(self, delta):
+        with self._lock:
+            self._busy += delta
+            self._max_busy = max(self._max_busy, self._busy)
+
+    def _on_sni(self, ssl_object, server_name, context):
+        with self._lock:
+            self._sni.append(server_name)
+        return None  # go on with the handshake
+
+    def _tls_failed(self, error):
+        with self._lock:
+            self._tls_failures.append((time.time(), str(error)))
+            self._lock.notify_all()
+
+    def _answer(self, method, path, headers, conn_serial=None, reused=False):
         now = time.time()
         with self._lock:
+            self._request_conns.append((conn_serial, reused))
+            mode = self._keep_alive_mode
+            if mode == "drop_reused" and reused:
+                self._requests.append(
+                    (now, method, path,
+                     {k.lower(): v for k, v in headers.items()}))
+                self._answers.append((now, "dropped", None))
+                self._lock.notify_all()
+                answer = _Answer()
+                answer.drop = True
+                return answer
             answer, kind = self._choose(now, method, path, headers)
+            answer.close_after = mode == "close_after"
             self._answers.append(
                 (now, "reset" if answer.reset else answer.status, kind))
             return answer

@@ -5,6 +5,12 @@ The binary comes from $BTCSTREAM_BIN (run.py's `--binary` sets it), else
 from its `listening on 127.0.0.1:<port>` log line; stderr and stdout go to a
 log file under $BTCSTREAM_TEST_LOGDIR (default: a temporary directory).
 
+The child's environment has no BTCSTREAM_* or COINDESK_API_KEY variable of
+the caller's (the service reads them as configuration); pass `env` to set
+some. `--shutdown-grace 0s` is passed unless `grace` says otherwise (None:
+the flag is left out), or $BTCSTREAM_TEST_NO_GRACE_FLAG=1 (for binaries that
+predate the flag).
+
 The raw HTTP client and the SSE reader live in client.py.
 """
 
@@ -39,6 +45,14 @@ def log_dir():
     return path
 
 
+def clean_env(extra=None):
+    """os.environ without the service's own configuration variables."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("BTCSTREAM_") and k != "COINDESK_API_KEY"}
+    env.update(extra or {})
+    return env
+
+
 class ServiceError(Exception):
     pass
 
@@ -49,18 +63,25 @@ class Service:
     _serial = 0
 
     def __init__(self, upstream_url, *flags, interval="100ms", name="svc",
-                 env=None):
-        """`flags` are extra command-line arguments, e.g. "--retry", "1s"."""
+                 env=None, grace="0s", log_level="debug"):
+        """`flags` are extra command-line arguments, e.g. "--retry", "1s".
+        A falsy `interval` or `log_level` leaves that flag out."""
         self.binary = binary_path()
-        self.args = [self.binary, "--listen", "127.0.0.1:0",
-                     "--interval", interval, "--log-level", "debug"]
+        self.args = [self.binary, "--listen", "127.0.0.1:0"]
+        if interval:
+            self.args += ["--interval", interval]
+        if log_level:
+            self.args += ["--log-level", log_level]
+        if grace is not None and \
+                os.environ.get("BTCSTREAM_TEST_NO_GRACE_FLAG") != "1":
+            self.args += ["--shutdown-grace", grace]
         if upstream_url is not None:
             self.args += ["--upstream-url", upstream_url]
         self.args += list(flags)
         Service._serial += 1
         self.log_path = os.path.join(
             log_dir(), "%s-%d-%d.log" % (name, os.getpid(), Service._serial))
-        self.env = dict(os.environ, **(env or {}))
+        self.env = clean_env(env)
         self.proc = None
         self.port = None
 
@@ -112,6 +133,16 @@ class Service:
     @property
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """Waits for the exit; returns the status, or None at the timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self, timeout=5.0):
         """SIGTERM, then SIGKILL after `timeout`. Returns the exit status."""

@@ -1,0 +1,33 @@
+#pragma once
+
+#include "core/update.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace btcstream {
+
+/// How the HTTP front end asks the core for REST and health answers without
+/// knowing about actors: implemented in actors/, faked in tests. Every
+/// callback runs exactly once, on any thread; the caller posts it back onto
+/// its own strand.
+struct service_port {
+  virtual ~service_port() = default;
+
+  /// The latest update stored (not subject to the TTL), if any.
+  virtual void latest(std::function<void(std::optional<update>)> done) = 0;
+
+  /// Buffered updates with ts_ms >= since_ms (every one without), oldest
+  /// first. An empty vector also when the core does not answer.
+  virtual void updates(std::optional<int64_t> since_ms,
+                       std::function<void(std::vector<update>)> done)
+      = 0;
+
+  /// A round trip through the fetcher, the buffer and the broadcaster:
+  /// true when all three answered in time.
+  virtual void health(std::function<void(bool)> done) = 0;
+};
+
+} // namespace btcstream
