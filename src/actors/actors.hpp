@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace btcstream {
 
@@ -44,8 +45,13 @@ using buffer_actor = caf::typed_actor<
     caf::reacts_to<atom::publish, update>,
     // Frames after a resume point up to `upto`, from a connection.
     caf::replies_to<atom::history, resume_point, uint64_t>::with<history>,
-    // The latest update if any (REST, readiness), from the front end.
+    // The latest update stored, expired or not (REST, readiness), from the
+    // front end.
     caf::replies_to<atom::latest>::with<std::optional<update>>,
+    // Buffered updates with ts_ms >= the bound (all without one), oldest
+    // first (REST), from the front end.
+    caf::replies_to<atom::updates,
+                    std::optional<int64_t>>::with<std::vector<update>>,
     // Health round trip; replies with the number of buffered updates.
     caf::replies_to<atom::ping>::with<uint64_t>>;
 
@@ -72,3 +78,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::resume_point)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::fetch_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::session_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<btcstream::update>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<btcstream::update>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<int64_t>)

@@ -17,6 +17,7 @@ CAF_ADD_ATOM(btcstream, btcstream::atom, fetched, "fetched")
 CAF_ADD_ATOM(btcstream, btcstream::atom, retry, "retry")
 CAF_ADD_ATOM(btcstream, btcstream::atom, ping, "ping")
 CAF_ADD_ATOM(btcstream, btcstream::atom, latest, "latest")
+CAF_ADD_ATOM(btcstream, btcstream::atom, updates, "updates")
 
 CAF_END_TYPE_ID_BLOCK(btcstream)
 

@@ -6,6 +6,8 @@
 
 #include <caf/all.hpp>
 
+#include <limits>
+
 namespace btcstream {
 
 buffer_actor::behavior_type
@@ -35,6 +37,7 @@ buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
                                     + std::to_string(st.ring->newest_id()));
           return;
         }
+        st.last = u;
         self->send(st.broadcaster, atom::publish_v, std::move(s));
       },
       // Frames after a resume point up to `upto`, from a connection.
@@ -46,11 +49,18 @@ buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
       },
       // The latest update, from the front end.
       [self](atom::latest) -> std::optional<update> {
+        return self->state.last;
+      },
+      // Buffered updates since a time, from the front end.
+      [self](atom::updates,
+             std::optional<int64_t> since_ms) -> std::vector<update> {
         auto& st = self->state;
         st.ring->expire(st.clock->now_ms());
-        if (st.ring->empty())
-          return std::nullopt;
-        return st.ring->newest().u;
+        std::vector<update> out;
+        for (auto& s : st.ring->since(
+                 since_ms.value_or(std::numeric_limits<int64_t>::min())))
+          out.push_back(s.u);
+        return out;
       },
       // Health round trip.
       [self](atom::ping) -> uint64_t {

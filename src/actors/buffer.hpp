@@ -17,6 +17,8 @@ struct buffer_state {
   std::optional<ring_buffer> ring;
   /// Receives every stored update.
   broadcaster_actor broadcaster;
+  /// The latest update stored: the last known price even once expired.
+  std::optional<update> last;
   /// Wall clock for TTL expiry.
   std::shared_ptr<const wall_clock> clock;
 

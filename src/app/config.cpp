@@ -36,28 +36,34 @@ po::options_description options() {
   auto s = [](const char* def) {
     return po::value<std::string>()->value_name(def);
   };
-  d.add_options()("help", "print this help and exit")(
-      "version", "print the version and exit")("listen", s("0.0.0.0:8080"),
-                                               "address and port to serve on")(
-      "interval", s("5s"), "time between upstream polls")(
-      "history-ttl", s("1h"), "how long updates stay in the buffer")(
-      "history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")(
-      "upstream-url", s("https://data-api.coindesk.com/..."),
-      "CoinDesk latest-tick URL (http:// for tests)")(
-      "upstream-ca", s("system store"), "PEM file with an extra trusted CA")(
-      "api-key", s("none"), "CoinDesk API key (also COINDESK_API_KEY)")(
-      "api-key-file", s("none"), "file holding the API key")(
-      "web-root", s("installed web/"), "directory of the web UI")(
-      "heartbeat", s("15s"), "comment heartbeat after this much silence")(
-      "retry", s("3s"), "SSE retry hint (jittered +-20% per client)")(
-      "client-queue", s("256KiB"), "unsent bytes before a client is dropped")(
-      "stall-timeout", s("60s"),
-      "no write progress before a client is dropped")(
-      "max-clients", s("open files - 100"), "concurrent SSE clients")(
-      "cors-origin", s("*"), "Access-Control-Allow-Origin")(
-      "log-level", s("info"), "debug, info, warn or error")(
-      "io-threads", s("1"), "Asio threads (benchmark before changing)")(
-      "actor-threads", s("2"), "CAF scheduler threads");
+  // clang-format off
+  d.add_options()
+    ("help", "print this help and exit")
+    ("version", "print the version and exit")
+    ("listen", s("0.0.0.0:8080"), "address and port to serve on")
+    ("interval", s("5s"), "time between upstream polls")
+    ("history-ttl", s("1h"), "how long updates stay in the buffer")
+    ("history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")
+    ("upstream-url", s("https://data-api.coindesk.com/..."),
+     "CoinDesk latest-tick URL (http:// for tests)")
+    ("upstream-ca", s("system store"), "PEM file with an extra trusted CA")
+    ("api-key", s("none"), "CoinDesk API key (also COINDESK_API_KEY)")
+    ("api-key-file", s("none"), "file holding the API key")
+    ("web-root", s("installed web/"), "directory of the web UI")
+    ("heartbeat", s("15s"), "comment heartbeat after this much silence")
+    ("retry", s("3s"), "SSE retry hint (jittered +-20% per client)")
+    ("client-queue", s("256KiB"), "unsent bytes before a client is dropped")
+    ("stall-timeout", s("60s"), "no write progress before a client is dropped")
+    ("max-clients", s("open files - 100"), "concurrent SSE clients")
+    ("max-http-connections", s("512"),
+     "concurrent connections that are not streams")
+    ("shutdown-grace", s("1s"),
+     "after SIGTERM, serve open connections this long (at most 4s)")
+    ("cors-origin", s("*"), "Access-Control-Allow-Origin")
+    ("log-level", s("info"), "debug, info, warn or error")
+    ("io-threads", s("1"), "Asio threads (benchmark before changing)")
+    ("actor-threads", s("2"), "CAF scheduler threads");
+  // clang-format on
   return d;
 }
 
@@ -161,6 +167,13 @@ config build(const po::variables_map& vm) {
   c.stall_timeout
       = duration_of(vm, "stall-timeout", defaults::stall_timeout, true);
   c.max_clients = count_of(vm, "max-clients", 0, 1, 10'000'000);
+  c.max_http_connections = count_of(
+      vm, "max-http-connections", defaults::max_http_connections, 1, 1'000'000);
+  c.shutdown_grace
+      = duration_of(vm, "shutdown-grace", defaults::shutdown_grace, false);
+  if (c.shutdown_grace > std::chrono::seconds{4})
+    throw bad_value{"--shutdown-grace: at most 4s (shutdown must end within "
+                    "5 s)"};
   c.cors_origin = get(vm, "cors-origin").value_or(defaults::cors_origin);
   if (c.cors_origin.empty()
       || c.cors_origin.find_first_of("\r\n") != std::string::npos)
@@ -251,8 +264,11 @@ std::string describe(const config& c) {
      << " web_root=" << c.web_root << " heartbeat=" << ms_text(c.heartbeat)
      << " retry=" << ms_text(c.retry) << " client_queue=" << c.client_queue
      << " stall_timeout=" << ms_text(c.stall_timeout)
-     << " max_clients=" << c.max_clients << " cors_origin=" << c.cors_origin
-     << " io_threads=" << c.io_threads << " actor_threads=" << c.actor_threads;
+     << " max_clients=" << c.max_clients
+     << " max_http_connections=" << c.max_http_connections
+     << " shutdown_grace=" << ms_text(c.shutdown_grace)
+     << " cors_origin=" << c.cors_origin << " io_threads=" << c.io_threads
+     << " actor_threads=" << c.actor_threads;
   return os.str();
 }
 

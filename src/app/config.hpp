@@ -30,6 +30,11 @@ struct config {
   std::chrono::milliseconds stall_timeout;
   /// 0: derived from the open-files limit.
   uint64_t max_clients = 0;
+  /// Bound on connections that are not streams.
+  uint64_t max_http_connections = 512;
+  /// After SIGTERM: readiness reports draining and open connections are
+  /// served this long before the streams end.
+  std::chrono::milliseconds shutdown_grace{1000};
   std::string cors_origin;
   log_level level = log_level::info;
   unsigned io_threads = 1;

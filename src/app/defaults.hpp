@@ -19,6 +19,8 @@ inline constexpr auto retry = 3s;
 inline constexpr uint64_t client_queue = 256 * 1024;
 inline constexpr auto stall_timeout = 60s;
 inline constexpr const char* cors_origin = "*";
+inline constexpr uint64_t max_http_connections = 512;
+inline constexpr auto shutdown_grace = 1s;
 inline constexpr unsigned io_threads = 1;
 inline constexpr unsigned actor_threads = 2;
 /// Descriptors kept in reserve below the open-files limit (upstream, Redis,
@@ -26,5 +28,7 @@ inline constexpr unsigned actor_threads = 2;
 inline constexpr uint64_t reserved_fds = 100;
 /// Bound on the requests the connection actor makes (subscribe, history).
 inline constexpr auto actor_request_timeout = 10s;
+/// How long /healthz waits for the core actors' answers.
+inline constexpr auto health_timeout = 2s;
 
 } // namespace btcstream::defaults

@@ -3,6 +3,7 @@
 #include "actors/broadcaster.hpp"
 #include "actors/buffer.hpp"
 #include "actors/fetcher.hpp"
+#include "actors/service_port.hpp"
 #include "actors/stream_port.hpp"
 #include "app/defaults.hpp"
 #include "core/log.hpp"
@@ -163,6 +164,12 @@ int run_service(const config& given) {
     ctx->opts.client_queue = cfg.client_queue;
     ctx->opts.stall_timeout = cfg.stall_timeout;
     ctx->opts.max_clients = cfg.max_clients;
+    ctx->opts.max_http_connections = cfg.max_http_connections;
+    ctx->opts.interval = cfg.interval;
+    ctx->opts.history_ttl = cfg.history_ttl;
+    ctx->opts.history_max = cfg.history_max;
+    ctx->opts.heartbeat = cfg.heartbeat;
+    ctx->services = make_service_port(sys, f, buf, b, defaults::health_timeout);
     ctx->streams = make_stream_port(
         sys, b, buf, defaults::actor_request_timeout, cfg.history_max + 16);
     auto lst = std::make_shared<listener>(ioc, ctx);
@@ -199,6 +206,13 @@ int run_service(const config& given) {
 
     code = exit.wait();
 
+    // Drain: readiness turns 503 and no connection is accepted any more,
+    // while the open ones are served for the grace period.
+    ctx->draining = true;
+    lst->stop();
+    if (code == 0 && cfg.shutdown_grace.count() > 0)
+      std::this_thread::sleep_for(cfg.shutdown_grace);
+
     // Shutdown: stop accepting, end the core actors (connections follow
     // through their monitors and close their sinks), wait for every actor
     // while the Asio threads still run, then let sessions flush and close.
@@ -223,6 +237,7 @@ int run_service(const config& given) {
     // Only now, with no Asio thread left to open a stream: drop the port's
     // actor handles before the actor system goes.
     ctx->streams.reset();
+    ctx->services.reset();
   }
   log(log_level::info, "btcstream exits with code " + std::to_string(code));
   return code;

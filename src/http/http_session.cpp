@@ -4,11 +4,13 @@
 #include "core/log.hpp"
 #include "core/query.hpp"
 #include "core/sse.hpp"
+#include "http/rest.hpp"
 #include "http/router.hpp"
 #include "http/sse_session.hpp"
 #include "http/static_files.hpp"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -32,7 +34,20 @@ random_source& thread_random() {
 
 http_session::http_session(asio::ip::tcp::socket&& socket,
                            std::shared_ptr<server_context> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)) {}
+    : stream_(std::move(socket)), ctx_(std::move(ctx)) {
+  ctx_->http_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+http_session::~http_session() {
+  ctx_->http_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void http_session::reject_busy() {
+  // Read the request before answering: closing with unread bytes would
+  // reset the connection and the client might never see the 503.
+  busy_ = true;
+  run();
+}
 
 void http_session::run() {
   asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -82,6 +97,13 @@ void http_session::handle() {
   auto& req = parser_->get();
   auto version = req.version();
   auto keep_alive = req.keep_alive();
+  if (busy_) {
+    auto res = json_error(http::status::service_unavailable,
+                          "too many connections", version, false, ctx_->opts);
+    res.set(http::field::retry_after, "1");
+    respond(std::move(res));
+    return;
+  }
   auto t = parse_target(to_std(req.target()));
   if (!t) {
     respond(json_error(http::status::bad_request, "malformed request target",
@@ -114,10 +136,51 @@ void http_session::handle() {
     break;
   }
   bool head_only = req.method() == http::verb::head;
-  if (kind == route_kind::stream)
+  rest_request rq{version, keep_alive};
+  auto& opts = ctx_->opts;
+  switch (kind) {
+  case route_kind::stream:
     serve_stream(head_only);
-  else
+    return;
+  case route_kind::static_file:
     serve_file(*file, head_only);
+    return;
+  case route_kind::info:
+    respond(info_response(rq, opts));
+    return;
+  case route_kind::price:
+    ctx_->services->latest(
+        reply_later<std::optional<update>>([rq](auto& opts, auto& latest) {
+          return price_response(latest, rq, opts);
+        }));
+    return;
+  case route_kind::prices: {
+    auto since = prices_since(t->param("since"), system_wall_clock{}.now_ms());
+    if (!since.error.empty()) {
+      respond(json_error(http::status::bad_request, since.error, version,
+                         keep_alive, opts));
+      return;
+    }
+    ctx_->services->updates(
+        since.since_ms,
+        reply_later<std::vector<update>>([rq](auto& opts, auto& updates) {
+          return prices_response(updates, rq, opts);
+        }));
+    return;
+  }
+  case route_kind::healthz:
+    ctx_->services->health(reply_later<bool>([rq](auto& opts, auto& healthy) {
+      return health_response(healthy, rq, opts);
+    }));
+    return;
+  case route_kind::readyz:
+    ctx_->services->latest(reply_later<std::optional<update>>(
+        [rq, ctx = ctx_](auto& opts, auto& latest) {
+          return ready_response(latest, ctx->draining.load(),
+                                system_wall_clock{}.now_ms(), rq, opts);
+        }));
+    return;
+  }
 }
 
 void http_session::serve_stream(bool head_only) {

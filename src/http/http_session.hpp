@@ -3,6 +3,7 @@
 #include "http/responses.hpp"
 #include "http/server_context.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -20,8 +21,13 @@ public:
   http_session(boost::asio::ip::tcp::socket&& socket,
                std::shared_ptr<server_context> ctx);
 
+  ~http_session();
+
   /// Starts reading on the socket's strand.
   void run();
+
+  /// Answers the first request with 503 and closes: too many connections.
+  void reject_busy();
 
 private:
   void do_read();
@@ -30,6 +36,18 @@ private:
   void serve_stream(bool head_only);
   void serve_file(const std::filesystem::path& file, bool head_only);
   void respond(string_response res);
+
+  /// A callback for the core's answer (called on any thread) that posts the
+  /// response `make(options, answer)` back onto this session's strand.
+  template<class T, class Make>
+  auto reply_later(Make make) {
+    return [self = shared_from_this(), make = std::move(make)](T answer) {
+      auto ex = self->stream_.get_executor();
+      boost::asio::post(ex, [self, make, answer = std::move(answer)]() mutable {
+        self->respond(make(self->ctx_->opts, answer));
+      });
+    };
+  }
   void on_write(bool close, boost::beast::error_code ec, size_t n);
 
   boost::beast::tcp_stream stream_;
@@ -37,6 +55,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<server_context> ctx_;
   bool first_request_ = true;
+  bool busy_ = false; // over --max-http-connections: answer 503 and close
   std::shared_ptr<string_response> pending_; // alive while being written
 };
 

@@ -6,7 +6,12 @@ namespace btcstream {
 
 /// What a request path names.
 enum class route_kind {
-  stream,      ///< GET /stream
+  stream,      ///< /stream: SSE
+  price,       ///< /api/v1/price
+  prices,      ///< /api/v1/prices
+  info,        ///< /api/v1/info
+  healthz,     ///< /healthz: liveness
+  readyz,      ///< /readyz: readiness
   static_file, ///< anything else: looked up in the web root
 };
 

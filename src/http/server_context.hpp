@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/service_port.hpp"
 #include "core/stream_port.hpp"
 
 #include <atomic>
@@ -34,6 +35,13 @@ struct server_options {
   uint32_t max_head_bytes = 8 * 1024;
   /// Bound on a request body (413 beyond); bodies are read and ignored.
   uint64_t max_body_bytes = 16 * 1024;
+  /// Bound on connections that are not streams (503 beyond).
+  uint64_t max_http_connections = 512;
+  /// For /api/v1/info and /readyz.
+  std::chrono::milliseconds interval{5000};
+  std::chrono::milliseconds history_ttl{3600000};
+  uint64_t history_max = 721;
+  std::chrono::milliseconds heartbeat{15000};
 };
 
 /// State shared by the listener and every session. Only atomics are shared
@@ -42,6 +50,10 @@ struct server_context {
   server_options opts;
   /// Opens SSE streams (the actor side).
   std::shared_ptr<stream_port> streams;
+  /// Answers REST and health queries (the actor side).
+  std::shared_ptr<service_port> services;
+  /// Connections that are not (yet) streams.
+  std::atomic<uint64_t> http_connections{0};
   /// SSE clients currently connected (for --max-clients).
   std::atomic<uint64_t> sse_clients{0};
   /// Set on shutdown: new streams are refused.

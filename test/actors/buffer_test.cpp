@@ -81,20 +81,28 @@ TEST_CASE("the buffer encodes each update once and replays the very bytes "
   CHECK_EQ(h->frames[0].get(), s.frame.get());
 }
 
-TEST_CASE("entries older than the TTL are gone from history and latest") {
+TEST_CASE("entries older than the TTL leave the history; the latest price "
+          "stays known") {
   buffer_fixture f{10, 10s};
   f.publish(make_update(0, 1));
   f.publish(make_update(5000, 2));
+  using prices = std::vector<update>;
+  auto all = std::optional<int64_t>{};
   f.clock->now = start_ms + 12'000; // the first is 12 s old, the second 7 s
+  auto buffered = ask<prices>(f, f.buf, atom::updates_v, all);
+  REQUIRE(buffered);
+  REQUIRE_EQ(buffered->size(), 1u);
+  CHECK_EQ(buffered->front().price, 2);
+  CHECK_EQ(ask<uint64_t>(f, f.buf, atom::ping_v), 1u);
+  f.clock->now = start_ms + 16'000;
+  buffered = ask<prices>(f, f.buf, atom::updates_v, all);
+  REQUIRE(buffered);
+  CHECK(buffered->empty());
+  // The last known price is still the latest (readiness reports it stale).
   auto latest = ask<std::optional<update>>(f, f.buf, atom::latest_v);
   REQUIRE(latest);
   REQUIRE(latest->has_value());
   CHECK_EQ((*latest)->price, 2);
-  CHECK_EQ(ask<uint64_t>(f, f.buf, atom::ping_v), 1u);
-  f.clock->now = start_ms + 16'000;
-  latest = ask<std::optional<update>>(f, f.buf, atom::latest_v);
-  REQUIRE(latest);
-  CHECK_FALSE(latest->has_value());
   // A client that had the first update missed the second: a gap.
   auto h = ask<history>(f, f.buf, atom::history_v,
                         after(static_cast<uint64_t>(start_ms)),
@@ -103,6 +111,22 @@ TEST_CASE("entries older than the TTL are gone from history and latest") {
   CHECK(h->frames.empty());
   CHECK(h->gap);
   CHECK_FALSE(h->oldest.has_value());
+}
+
+TEST_CASE("updates since a time are the buffered ones at or after it, oldest "
+          "first") {
+  buffer_fixture f{10, 1h};
+  for (int i = 0; i < 4; ++i)
+    f.publish(make_update(i * 1000, i));
+  auto since = ask<std::vector<update>>(
+      f, f.buf, atom::updates_v, std::optional<int64_t>{start_ms + 1000});
+  REQUIRE(since);
+  REQUIRE_EQ(since->size(), 3u);
+  CHECK_EQ(since->front().ts_ms, start_ms + 1000);
+  CHECK_EQ(since->back().ts_ms, start_ms + 3000);
+  auto none = ask<std::optional<update>>(f, f.buf, atom::latest_v);
+  REQUIRE(none);
+  CHECK_EQ((*none)->ts_ms, start_ms + 3000);
 }
 
 TEST_CASE("an update whose id does not increase is dropped, not stored") {

@@ -29,6 +29,10 @@ buffer_actor::behavior_type mock_buffer(std::shared_ptr<published> log) {
         FAIL_CHECK("the fetcher must not ask for the latest update");
         return std::nullopt;
       },
+      [](atom::updates, std::optional<int64_t>) -> std::vector<update> {
+        FAIL_CHECK("the fetcher must not read updates");
+        return {};
+      },
       [](atom::ping) -> uint64_t {
         FAIL_CHECK("the fetcher must not ping the buffer");
         return 0;
