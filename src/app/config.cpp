@@ -61,6 +61,8 @@ po::options_description options() {
      "after SIGTERM, serve open connections this long (at most 4s)")
     ("cors-origin", s("*"), "Access-Control-Allow-Origin")
     ("log-level", s("info"), "debug, info, warn or error")
+    ("log-format", s("text"), "text or json (one object per line)")
+    ("redis", s("none"), "redis://host:port enables cluster mode")
     ("io-threads", s("1"), "Asio threads (benchmark before changing)")
     ("actor-threads", s("2"), "CAF scheduler threads");
   // clang-format on
@@ -115,7 +117,7 @@ std::string read_key_file(const std::string& path) {
   return key;
 }
 
-config build(const po::variables_map& vm) {
+config build(const po::variables_map& vm, const po::variables_map& flags) {
   config c;
   auto listen = get(vm, "listen").value_or(defaults::listen);
   auto colon = listen.rfind(':');
@@ -142,16 +144,25 @@ config build(const po::variables_map& vm) {
     throw bad_value{"--upstream-url: not an http(s) URL: '" + c.upstream_url
                     + "'"};
   c.upstream_ca = get(vm, "upstream-ca").value_or("");
+  // The key: flags, then BTCSTREAM_* variables, then COINDESK_API_KEY.
+  // --api-key and --api-key-file from the same source are ambiguous.
   auto key = get(vm, "api-key");
   auto key_file = get(vm, "api-key-file");
-  if (key && key_file)
+  bool flag_key = flags.count("api-key") > 0;
+  bool flag_file = flags.count("api-key-file") > 0;
+  if (flag_key && flag_file)
     throw bad_value{"--api-key and --api-key-file: give only one"};
-  if (key_file)
+  if (!flag_key && !flag_file && key && key_file)
+    throw bad_value{"--api-key and --api-key-file (BTCSTREAM_API_KEY and "
+                    "BTCSTREAM_API_KEY_FILE): give only one"};
+  if (flag_file || (!flag_key && key_file))
     c.api_key = read_key_file(*key_file);
   else if (key)
     c.api_key = *key;
   else if (auto fallback = get(vm, "coindesk-api-key"))
     c.api_key = *fallback;
+  if (c.api_key.find_first_of("\r\n") != std::string::npos)
+    throw bad_value{"--api-key: must be one line"};
   c.web_root = get(vm, "web-root").value_or("");
   c.heartbeat = duration_of(vm, "heartbeat", defaults::heartbeat, true);
   c.retry = duration_of(vm, "retry", defaults::retry, true);
@@ -190,6 +201,17 @@ config build(const po::variables_map& vm) {
   else
     throw bad_value{"--log-level: expected debug, info, warn or error, got '"
                     + level + "'"};
+  auto format = get(vm, "log-format").value_or("text");
+  if (format == "text")
+    c.format = log_format::text;
+  else if (format == "json")
+    c.format = log_format::json;
+  else
+    throw bad_value{"--log-format: expected text or json, got '" + format
+                    + "'"};
+  if (auto redis = get(vm, "redis"))
+    throw bad_value{"--redis: cluster mode is not available in this build "
+                    "yet; run without --redis (one node, in memory)"};
   c.io_threads = static_cast<unsigned>(
       count_of(vm, "io-threads", defaults::io_threads, 1, 64));
   c.actor_threads = static_cast<unsigned>(
@@ -204,7 +226,10 @@ config_result parse_config(int argc, const char* const* argv) {
   config_result out;
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::variables_map flags; // the command line alone, for the key's sources
+    auto from_cli = po::command_line_parser(argc, argv).options(desc).run();
+    po::store(from_cli, flags);
+    po::store(from_cli, vm);
     // Environment after flags: store() keeps the first value it sees.
     auto from_env = [&desc](const std::string& var) -> std::string {
       const std::string prefix = "BTCSTREAM_";
@@ -244,7 +269,7 @@ config_result parse_config(int argc, const char* const* argv) {
       out.output = "btcstream " BTCSTREAM_VERSION "\n";
       return out;
     }
-    out.cfg = build(vm);
+    out.cfg = build(vm, flags);
   } catch (const std::exception& e) {
     out.exit_code = 2;
     out.output

@@ -37,6 +37,7 @@ struct config {
   std::chrono::milliseconds shutdown_grace{1000};
   std::string cors_origin;
   log_level level = log_level::info;
+  log_format format = log_format::text;
   unsigned io_threads = 1;
   unsigned actor_threads = 2;
 };

@@ -90,6 +90,7 @@ private:
 int run_service(const config& given) {
   config cfg = given;
   set_log_level(cfg.level);
+  set_log_format(cfg.format);
   auto fd_limit = raise_fd_limit();
   if (cfg.max_clients == 0)
     cfg.max_clients = fd_limit > defaults::reserved_fds * 2

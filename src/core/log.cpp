@@ -3,6 +3,8 @@
 #include "core/clock.hpp"
 #include "core/sse.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <string>
 #include <unistd.h>
@@ -12,6 +14,7 @@ namespace btcstream {
 namespace {
 
 std::atomic<int> min_level{static_cast<int>(log_level::info)};
+std::atomic<bool> json_lines{false};
 
 const char* name(log_level l) {
   switch (l) {
@@ -29,6 +32,10 @@ const char* name(log_level l) {
 
 } // namespace
 
+void set_log_format(log_format f) {
+  json_lines.store(f == log_format::json, std::memory_order_relaxed);
+}
+
 void set_log_level(log_level l) {
   min_level.store(static_cast<int>(l), std::memory_order_relaxed);
 }
@@ -40,11 +47,15 @@ bool log_enabled(log_level l) {
 void log(log_level l, std::string_view msg) {
   if (!log_enabled(l))
     return;
-  std::string line = format_timestamp(system_wall_clock{}.now_ms());
-  line += ' ';
-  line += name(l);
-  line += ' ';
-  line += msg;
+  auto ts = format_timestamp(system_wall_clock{}.now_ms());
+  std::string line;
+  if (json_lines.load(std::memory_order_relaxed)) {
+    nlohmann::ordered_json j{{"ts", ts}, {"level", name(l)}, {"msg", msg}};
+    // Replace invalid UTF-8 rather than throw: a log line must never fail.
+    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    line = ts + ' ' + name(l) + ' ' + std::string{msg};
+  }
   line += '\n';
   // A partial write to stderr is not worth retrying; nothing to recover.
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
