@@ -66,7 +66,13 @@ class ServiceCase(unittest.TestCase):
                       name=self.id().rsplit(".", 2)[-1], **kwargs)
         self._services.append(svc)
         self.addCleanup(self._stop_and_check, svc)
-        return svc.start() if start else svc
+        if not start:
+            return svc
+        try:
+            return svc.start()
+        except Exception:
+            svc.expect_unclean_exit = True  # reported once, by the raise
+            raise
 
     SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                        "runtime error:")

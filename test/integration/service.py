@@ -127,6 +127,14 @@ class Service:
         except OSError:
             return ""
 
+    def service_log(self):
+        """What the service wrote: the log without the harness's `$ command`
+        line (which holds the arguments as given)."""
+        text = self.log()
+        if text.startswith("$ "):
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+        return text
+
     def log_tail(self, lines=40):
         return "\n".join(self.log().splitlines()[-lines:])
 
