@@ -61,9 +61,17 @@ class RetryScheduleTest(ServiceCase):
 
         times = [t for t, _, _, _ in up.requests()]
         self.assertEqual(up.max_in_flight, 1, "more than one request at once")
-        # A retry that ran into a tick would come just before or after it.
-        self.assertGreater(min(gaps(times)), 0.15, "a burst of requests: %r"
-                           % [round(t - grid, 3) for t in times])
+        # Every request is a tick or a retry 0.25, 0.75 or 1.75 s (with
+        # jitter) after a failed tick that starts before the next tick; a
+        # retry after a tick would show up just after it.
+        windows = [(0.18, 0.32), (0.58, 0.92), (1.38, 2.0)]
+        for t in times:
+            phase = (t - grid) % 2.0
+            on_grid = phase < 0.08 or phase > 1.92
+            self.assertTrue(on_grid or any(a <= phase <= b
+                                           for a, b in windows),
+                            "a request %.3f s into a 2 s period: %r"
+                            % (phase, [round(x - grid, 3) for x in times]))
         self.assertFalse(ref.closed)
         prices = [f.price for f in self.frames(ref.updates())]
         self.assertEqual(prices, up.valid_prices()[:len(prices)],
