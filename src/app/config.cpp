@@ -40,6 +40,8 @@ po::options_description options() {
   d.add_options()
     ("help", "print this help and exit")
     ("version", "print the version and exit")
+    ("healthcheck", "probe /healthz of the service on --listen; exit 0 if "
+     "healthy (for container health checks)")
     ("listen", s("0.0.0.0:8080"), "address and port to serve on")
     ("interval", s("5s"), "time between upstream polls")
     ("history-ttl", s("1h"), "how long updates stay in the buffer")
@@ -212,6 +214,7 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
   if (auto redis = get(vm, "redis"))
     throw bad_value{"--redis: cluster mode is not available in this build "
                     "yet; run without --redis (one node, in memory)"};
+  c.healthcheck = vm.count("healthcheck") > 0;
   c.io_threads = static_cast<unsigned>(
       count_of(vm, "io-threads", defaults::io_threads, 1, 64));
   c.actor_threads = static_cast<unsigned>(
@@ -240,7 +243,7 @@ config_result parse_config(int argc, const char* const* argv) {
         flag += ch == '_' ? '-'
                           : static_cast<char>(
                               std::tolower(static_cast<unsigned char>(ch)));
-      if (flag == "help" || flag == "version")
+      if (flag == "help" || flag == "version" || flag == "healthcheck")
         return {};
       return desc.find_nothrow(flag, false) ? flag : std::string{};
     };

@@ -38,6 +38,8 @@ struct config {
   std::string cors_origin;
   log_level level = log_level::info;
   log_format format = log_format::text;
+  /// `--healthcheck`: probe the running service instead of running one.
+  bool healthcheck = false;
   unsigned io_threads = 1;
   unsigned actor_threads = 2;
 };

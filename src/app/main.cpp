@@ -1,4 +1,5 @@
 #include "app/config.hpp"
+#include "app/probe.hpp"
 #include "app/wiring.hpp"
 
 #include <cstdio>
@@ -9,5 +10,7 @@ int main(int argc, char** argv) {
     std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);
     return parsed.exit_code;
   }
+  if (parsed.cfg->healthcheck)
+    return btcstream::run_healthcheck(*parsed.cfg);
   return btcstream::run_service(*parsed.cfg);
 }

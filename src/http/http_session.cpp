@@ -237,6 +237,17 @@ void http_session::serve_stream(bool head_only) {
 void http_session::serve_file(const std::filesystem::path& file,
                               bool head_only) {
   auto& req = parser_->get();
+  auto etag = etag_for(file);
+  if (auto inm = req.find(http::field::if_none_match);
+      inm != req.end() && etag_matches(to_std(inm->value()), etag)) {
+    string_response res{http::status::not_modified, req.version()};
+    add_common_headers(res, ctx_->opts);
+    res.set(http::field::etag, etag);
+    res.set(http::field::cache_control, to_beast(cache_control_for(file)));
+    res.keep_alive(req.keep_alive());
+    respond(std::move(res));
+    return;
+  }
   auto body = read_file(file);
   if (!body) {
     respond(json_error(http::status::not_found, "not found", req.version(),
@@ -246,7 +257,9 @@ void http_session::serve_file(const std::filesystem::path& file,
   string_response res{http::status::ok, req.version()};
   add_common_headers(res, ctx_->opts);
   res.set(http::field::content_type, to_beast(content_type_for(file)));
-  res.set(http::field::cache_control, "no-cache");
+  res.set(http::field::cache_control, to_beast(cache_control_for(file)));
+  if (!etag.empty())
+    res.set(http::field::etag, etag);
   res.keep_alive(req.keep_alive());
   if (head_only) {
     res.content_length(body->size());

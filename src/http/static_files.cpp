@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <system_error>
 
 namespace btcstream {
@@ -62,6 +63,53 @@ std::string_view content_type_for(const fs::path& file) {
   if (ext == ".webmanifest")
     return "application/manifest+json";
   return "application/octet-stream";
+}
+
+std::string_view cache_control_for(const fs::path& file) {
+  auto ext = file.extension().string();
+  if (ext == ".html" || ext == ".htm")
+    return "no-cache";
+  return "public, max-age=3600";
+}
+
+std::string etag_for(const fs::path& file) {
+  std::error_code ec;
+  auto size = fs::file_size(file, ec);
+  auto mtime = fs::last_write_time(file, ec);
+  if (ec)
+    return {};
+  // libstdc++'s file clock has its epoch in 2174: times are negative.
+  auto ns = static_cast<uint64_t>(mtime.time_since_epoch().count());
+  std::ostringstream tag;
+  tag << "W/\"" << std::hex << size << '-' << ns << '"';
+  return tag.str();
+}
+
+bool etag_matches(std::string_view if_none_match, std::string_view etag) {
+  if (etag.empty())
+    return false;
+  if (if_none_match == "*")
+    return true;
+  auto opaque = [](std::string_view t) {
+    if (t.substr(0, 2) == "W/")
+      t.remove_prefix(2);
+    return t;
+  };
+  size_t start = 0;
+  while (start < if_none_match.size()) {
+    auto end = if_none_match.find(',', start);
+    if (end == std::string_view::npos)
+      end = if_none_match.size();
+    auto tag = if_none_match.substr(start, end - start);
+    while (!tag.empty() && tag.front() == ' ')
+      tag.remove_prefix(1);
+    while (!tag.empty() && tag.back() == ' ')
+      tag.remove_suffix(1);
+    if (opaque(tag) == opaque(etag))
+      return true;
+    start = end + 1;
+  }
+  return false;
 }
 
 std::optional<std::string> read_file(const fs::path& file) {

@@ -17,6 +17,16 @@ resolve_static(const std::filesystem::path& root, std::string_view path);
 /// The Content-Type for a file name (by extension).
 std::string_view content_type_for(const std::filesystem::path& file);
 
+/// The Cache-Control for a file: HTML is revalidated on every use (a new
+/// release shows at once), other assets are cached for an hour.
+std::string_view cache_control_for(const std::filesystem::path& file);
+
+/// A validator for conditional requests: size and modification time.
+std::string etag_for(const std::filesystem::path& file);
+
+/// Whether an If-None-Match header value matches `etag` (weak comparison).
+bool etag_matches(std::string_view if_none_match, std::string_view etag);
+
 /// Reads a whole file, or nothing on error.
 std::optional<std::string> read_file(const std::filesystem::path& file);
 
