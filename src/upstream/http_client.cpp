@@ -130,6 +130,8 @@ void http_client::on_connect(beast::error_code ec) {
     return fail("tls", beast::error_code{static_cast<int>(::ERR_get_error()),
                                          asio::error::get_ssl_category()});
   tls_->set_verify_callback(ssl::host_name_verification{target_.host});
+  if (tls_session_)
+    SSL_set_session(tls_->native_handle(), tls_session_.get());
   tcp().expires_at(deadline_);
   tls_->async_handshake(ssl::stream_base::client,
                         [self = shared_from_this()](beast::error_code ec) {
@@ -179,6 +181,14 @@ void http_client::on_read(beast::error_code ec) {
   if (auto i = res.find(http::field::retry_after); i != res.end())
     r.retry_after = std::string{i->value()};
   r.body = std::move(res.body());
+  // TLS 1.3 sends its session tickets after the handshake: by the first
+  // answer the session is resumable. A copy: OpenSSL marks the connection's
+  // own session unusable if the connection later ends with an error (such
+  // as a server closing an idle keep-alive connection without close_notify).
+  if (tls_)
+    if (auto* session = SSL_get_session(tls_->native_handle()))
+      if (SSL_SESSION_is_resumable(session))
+        tls_session_.reset(SSL_SESSION_dup(session));
   if (!res.keep_alive())
     close();
   complete(std::move(r));

@@ -15,6 +15,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <openssl/ssl.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -76,6 +78,9 @@ private:
   std::chrono::milliseconds timeout_;
   std::chrono::steady_clock::time_point deadline_;
   std::function<void(fetch_result)> done_;
+  /// The last TLS session, offered on reconnects for a short handshake.
+  std::unique_ptr<SSL_SESSION, void (*)(SSL_SESSION*)> tls_session_{
+    nullptr, SSL_SESSION_free};
   bool connected_ = false; // a kept-alive connection is open
   bool reused_ = false;    // the request in flight runs on a reused one
   bool stopped_ = false;

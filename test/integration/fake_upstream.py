@@ -43,7 +43,13 @@ the SNI host names clients sent (None when a client sent none),
 `tls_failures()` the handshakes that failed. `url_host` names the host in
 `url` (e.g. "localhost") while the server still binds `host`.
 
-CLI: `python3 fake_upstream.py --port 9000 [--price 97000] [--step 0.01]`.
+CLI: `python3 fake_upstream.py --port 9000 [--price 97000] [--step 0.01]
+[--control-port 9001]`. With `--control-port` (0 picks a free port) a second
+small HTTP server on the same host lets another process (the browser tests)
+drive the fake: `POST /pause`, `POST /resume`, `POST /price?value=V[&step=S]`
+(set_price) answer 204; `GET /state` answers
+`{"paused":…,"served":<valid answers>,"last_price":<or null>}`. Its port is
+printed as `fake upstream control on <host>:<port>`.
 """
 
 import argparse
@@ -179,6 +185,7 @@ class _Server(ThreadingHTTPServer):
             self.upstream._tls_failed(e)
             return
         tls.settimeout(None)
+        self.upstream._tls_done(tls.session_reused)
         try:
             self.RequestHandlerClass(tls, client_address, self)
         finally:
@@ -217,6 +224,7 @@ class FakeUpstream:
         self._max_busy = 0
         self._sni = []  # SNI names of TLS handshakes, in order
         self._tls_failures = []  # (time, error text)
+        self._tls_resumed = []  # per successful handshake: session reused?
         if ssl_context is not None:
             ssl_context.sni_callback = self._on_sni
         self._server = None
@@ -301,6 +309,11 @@ class FakeUpstream:
     def resume(self):
         with self._lock:
             self._paused = False
+
+    @property
+    def paused(self):
+        with self._lock:
+            return self._paused
 
     # -- observers ---------------------------------------------------------
 
@@ -402,6 +415,16 @@ class FakeUpstream:
             self._sni.append(server_name)
         return None  # go on with the handshake
 
+    def _tls_done(self, resumed):
+        with self._lock:
+            self._tls_resumed.append(bool(resumed))
+
+    def tls_resumptions(self):
+        """Per successful TLS handshake, in order: whether it resumed a
+        session."""
+        with self._lock:
+            return list(self._tls_resumed)
+
     def _tls_failed(self, error):
         with self._lock:
             self._tls_failures.append((time.time(), str(error)))
@@ -489,6 +512,64 @@ class FakeUpstream:
         return _Answer(status=status, body=body.encode())
 
 
+class _ControlHandler(BaseHTTPRequestHandler):
+    """The CLI's optional control endpoint (see the module docstring)."""
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeCoinDesk-control/1"
+
+    def log_message(self, fmt, *args):
+        if self.server.upstream.verbose:
+            sys.stderr.write("fake upstream control: " + (fmt % args) + "\n")
+
+    def _reply(self, status, obj=None):
+        body = b"" if obj is None else _dumps(obj).encode()
+        self.send_response(status)
+        if obj is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.split("?", 1)[0] != "/state":
+            return self._reply(404, {"error": "not found"})
+        up = self.server.upstream
+        prices = up.valid_prices()
+        self._reply(200, {"paused": up.paused, "served": len(prices),
+                          "last_price": prices[-1] if prices else None})
+
+    def do_POST(self):
+        from urllib.parse import parse_qs, urlsplit
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        up = self.server.upstream
+        try:
+            if url.path == "/pause":
+                up.pause()
+            elif url.path == "/resume":
+                up.resume()
+            elif url.path == "/price":
+                up.set_price(float(query["value"]),
+                             float(query.get("step", 0.0)))
+            else:
+                return self._reply(404, {"error": "not found"})
+        except (KeyError, ValueError) as e:
+            return self._reply(400, {"error": str(e)})
+        self._reply(204)
+
+
+def _start_control(upstream, host, port):
+    server = ThreadingHTTPServer((host, port), _ControlHandler)
+    server.daemon_threads = True
+    server.upstream = upstream
+    threading.Thread(target=server.serve_forever, name="fake-control",
+                     daemon=True).start()
+    return server
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -497,10 +578,18 @@ def main(argv=None):
                         help="first price of the walk")
     parser.add_argument("--step", type=float, default=0.01,
                         help="added per valid answer (0: fixed price)")
+    parser.add_argument("--control-port", type=int, default=None,
+                        help="serve the control endpoint on this port "
+                        "(0: any free port)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     upstream = FakeUpstream(price=args.price, step=args.step, host=args.host,
                             port=args.port, verbose=args.verbose).start()
+    control = None
+    if args.control_port is not None:
+        control = _start_control(upstream, args.host, args.control_port)
+        print("fake upstream control on %s:%d"
+              % (args.host, control.server_address[1]), flush=True)
     print("fake upstream listening on %s:%d; --upstream-url %s"
           % (args.host, upstream.port, upstream.url), flush=True)
     try:
@@ -509,6 +598,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         pass
     finally:
+        if control is not None:
+            control.shutdown()
+            control.server_close()
         upstream.stop()
     return 0
 

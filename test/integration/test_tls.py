@@ -107,6 +107,19 @@ class TlsUpstreamTest(ServiceCase):
         self.assertLess(len(sni), up.request_count,
                         "a new TLS connection per request (no keep-alive)")
 
+    def test_reconnects_resume_the_tls_session(self):
+        up = self.start_tls_upstream(self.localhost)
+        up.keep_alive_mode("close_after")  # a new connection per request
+        svc = self.start_service(up, "--upstream-ca", self.ca)
+        ref = self.collect(svc)
+        self.assertTrue(ref.wait_updates(4, 8), "no updates over TLS")
+        resumed = up.tls_resumptions()
+        self.assertGreaterEqual(len(resumed), 3, resumed)
+        self.assertFalse(resumed[0], "the first handshake cannot resume")
+        self.assertTrue(all(resumed[1:]),
+                        "later handshakes must resume the session: %r"
+                        % resumed)
+
     def check_never_streams(self, up, svc, why):
         ref = self.collect(svc)
         self.wait_until(lambda: len(up.tls_failures()) >= 2, 5,
