@@ -58,13 +58,20 @@ void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {
   if (ec) {
     // Out of descriptors (or another transient failure): back off briefly,
     // the pending connection stays in the backlog.
-    log(log_level::warn, "listener cannot accept: " + ec.message());
+    if (!accept_failing_)
+      log(log_level::warn, "listener cannot accept (backing off): "
+                             + ec.message());
+    accept_failing_ = true;
     backoff_.expires_after(std::chrono::milliseconds{100});
     backoff_.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec)
         self->do_accept();
     });
     return;
+  }
+  if (accept_failing_) {
+    log(log_level::info, "listener accepts again");
+    accept_failing_ = false;
   }
   auto session = std::make_shared<http_session>(std::move(socket), ctx_);
   // The new session counts itself: more than the bound means one too many.

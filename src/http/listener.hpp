@@ -40,6 +40,7 @@ private:
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_;
   std::shared_ptr<server_context> ctx_;
+  bool accept_failing_ = false; // logged once per run of failures
 };
 
 } // namespace btcstream

@@ -15,6 +15,7 @@ The raw HTTP client and the SSE reader live in client.py.
 """
 
 import os
+import resource
 import re
 import signal
 import socket
@@ -63,10 +64,11 @@ class Service:
     _serial = 0
 
     def __init__(self, upstream_url, *flags, interval="100ms", name="svc",
-                 env=None, grace="0s", log_level="debug"):
+                 env=None, grace="0s", log_level="debug", fd_limit=None):
         """`flags` are extra command-line arguments, e.g. "--retry", "1s".
         A falsy `interval` or `log_level` leaves that flag out."""
         self.binary = binary_path()
+        self.fd_limit = fd_limit  # RLIMIT_NOFILE (soft = hard) for the child
         self.args = [self.binary, "--listen", "127.0.0.1:0"]
         if interval:
             self.args += ["--interval", interval]
@@ -92,9 +94,15 @@ class Service:
         self._log = open(self.log_path, "wb")
         self._log.write(("$ %s\n" % " ".join(self.args)).encode())
         self._log.flush()
+        limit = self.fd_limit
+
+        def lower_fd_limit():
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log,
-                                     env=self.env)
+                                     env=self.env, preexec_fn=lower_fd_limit)
         deadline = time.monotonic() + timeout
         while self.port is None:
             match = LISTENING_RE.search(self.log())

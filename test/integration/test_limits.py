@@ -7,11 +7,14 @@ A client that never reads has a small window (SO_RCVBUF) and small segments
 server closed its end is read from /proc/net/tcp without reading the socket.
 """
 
+import os
+import socket
 import time
 import unittest
 
 from case import ServiceCase
-from client import (RawConnection, SseStream, StreamClosed, build_request)
+from client import (RawConnection, SseStream, StreamClosed, build_request,
+                    http_request)
 
 TCP_ESTABLISHED = 1
 
@@ -134,3 +137,50 @@ class MaxClientsTest(ServiceCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OutOfDescriptorsTest(ServiceCase):
+    """With every descriptor in use, accept fails (EMFILE): the listener must
+    back off instead of spinning, and serve again once descriptors free."""
+
+    def cpu_seconds(self, pid):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def test_accept_backs_off_on_emfile_and_recovers(self):
+        up = self.start_upstream()
+        svc = self.start_service(up, "--max-clients", "1000",
+                                 "--max-http-connections", "1000",
+                                 fd_limit=64)
+        hogs = []
+        try:
+            for _ in range(120):  # more than the 64 descriptors it has
+                hogs.append(socket.create_connection(("127.0.0.1", svc.port),
+                                                     timeout=2))
+            time.sleep(0.5)  # let it run into EMFILE
+            before = self.cpu_seconds(svc.proc.pid)
+            time.sleep(2.0)
+            used = self.cpu_seconds(svc.proc.pid) - before
+            self.assertLess(used, 0.5, "the server spun on EMFILE: %.2f s of "
+                            "CPU in 2 s" % used)
+            self.assertEqual(svc.log().count("cannot accept"), 1,
+                             "one log line per run of accept failures")
+        finally:
+            for s in hogs:
+                s.close()
+        # Descriptors free again: it serves.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                status = http_request(svc.port, "GET", "/healthz").status
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "no recovery")
+            time.sleep(0.1)
+        stream = self.open_ok_stream(svc)
+        self.assertIn("accepts again", svc.log())
+        event = stream.next_event(5)
+        self.assertIsNotNone(event.id, "an update after the recovery")
