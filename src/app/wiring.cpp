@@ -5,6 +5,7 @@
 #include "actors/fetcher.hpp"
 #include "actors/service_port.hpp"
 #include "actors/stream_port.hpp"
+#include "actors/supervision.hpp"
 #include "app/defaults.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
@@ -143,20 +144,19 @@ int run_service(const config& given) {
     auto rng = std::make_shared<seeded_random>(std::random_device{}());
     auto f = sys.spawn(fetcher, client, buf, clock, rng, upstream->instrument(),
                        caf::timespan{cfg.interval});
-    // A core actor that dies outside shutdown takes the process with it:
-    // better a restart than a stream that never updates again.
-    auto watch = [&](const char* what) {
-      return [&, what](const caf::error& reason) {
-        if (stopping.load())
-          return;
-        log(log_level::error,
-            std::string{what} + " died unexpectedly: " + to_string(reason));
-        exit.set(1);
-      };
+    auto shutting_down = [&stopping] {
+      return stopping.load();
     };
-    b->attach_functor(watch("broadcaster"));
-    buf->attach_functor(watch("buffer"));
-    f->attach_functor(watch("fetcher"));
+    auto fail = [&exit](const std::string& who, const std::string& reason) {
+      log(log_level::error, who + " died unexpectedly: " + reason);
+      exit.set(1);
+    };
+    watch_core_actor(caf::actor_cast<caf::actor>(b), "broadcaster",
+                     shutting_down, fail);
+    watch_core_actor(caf::actor_cast<caf::actor>(buf), "buffer", shutting_down,
+                     fail);
+    watch_core_actor(caf::actor_cast<caf::actor>(f), "fetcher", shutting_down,
+                     fail);
 
     auto ctx = std::make_shared<server_context>();
     ctx->opts.web_root = *web_root;
