@@ -26,13 +26,14 @@ void forget(broadcaster_state& st, const caf::actor_addr& who) {
 
 broadcaster_actor::behavior_type
 broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
-            caf::timespan heartbeat) {
-  if (heartbeat <= caf::timespan::zero()) {
+            caf::timespan heartbeat, std::shared_ptr<metrics> stats) {
+  if (heartbeat <= caf::timespan::zero() || !stats) {
     self->quit(make_error(ec::invalid_argument, "heartbeat must be > 0"));
     return broadcaster_actor::behavior_type::make_empty_behavior();
   }
   set_default_handlers(self);
   self->state.heartbeat = heartbeat;
+  self->state.stats = std::move(stats);
   self->state.last_traffic = self->clock().now();
   self->set_down_handler([self](const caf::down_msg& msg) {
     forget(self->state, msg.source);
@@ -45,8 +46,14 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         auto& st = self->state;
         st.last_forwarded = s.u.id;
         st.last_traffic = self->clock().now();
+        if (st.subscribers.empty())
+          return;
+        // One probe per fan-out, shared by every receiver's message.
+        stored out = s;
+        out.probe = std::make_shared<fanout_probe>(st.subscribers.size(),
+                                                   s.stored_ns, st.stats.get());
         for (auto& c : st.subscribers)
-          self->send(c, atom::live_v, s);
+          self->send(c, atom::live_v, out);
       },
       // Subscribes a connection, from the connection itself.
       [self](atom::subscribe, const connection_actor& c) -> uint64_t {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/actors.hpp"
+#include "core/metrics.hpp"
 
 #include <caf/actor_addr.hpp>
 #include <caf/actor_clock.hpp>
@@ -24,6 +25,8 @@ struct broadcaster_state {
   caf::actor_clock::time_point last_traffic;
   /// Silence after which a heartbeat goes out.
   caf::timespan heartbeat;
+  /// Where the fan-out time is recorded.
+  std::shared_ptr<metrics> stats;
 
   static inline const char* name = "broadcaster";
 };
@@ -32,8 +35,9 @@ struct broadcaster_state {
 /// ones, and sends one `: hb` to all after `heartbeat` without traffic. One
 /// timer serves every connection: all of them see the same live traffic.
 /// @param heartbeat the silence before a heartbeat (> 0).
+/// @param stats the metrics (event_fanout_seconds).
 broadcaster_actor::behavior_type
 broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
-            caf::timespan heartbeat);
+            caf::timespan heartbeat, std::shared_ptr<metrics> stats);
 
 } // namespace btcstream

@@ -2,6 +2,7 @@
 
 #include "actors/actors.hpp"
 #include "core/clock.hpp"
+#include "core/metrics.hpp"
 #include "core/ring_buffer.hpp"
 
 #include <chrono>
@@ -19,6 +20,8 @@ struct buffer_state {
   broadcaster_actor broadcaster;
   /// The latest update stored: the last known price even once expired.
   std::optional<update> last;
+  /// The buffer gauges and published-events counter.
+  std::shared_ptr<metrics> stats;
   /// Wall clock for TTL expiry.
   std::shared_ptr<const wall_clock> clock;
 
@@ -32,9 +35,10 @@ struct buffer_state {
 /// @param ttl the time to live of an entry (--history-ttl).
 /// @param broadcaster receives every stored update.
 /// @param clock the wall clock.
+/// @param stats the metrics.
 buffer_actor::behavior_type
 buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
        std::chrono::milliseconds ttl, broadcaster_actor broadcaster,
-       std::shared_ptr<const wall_clock> clock);
+       std::shared_ptr<const wall_clock> clock, std::shared_ptr<metrics> stats);
 
 } // namespace btcstream

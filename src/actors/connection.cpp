@@ -23,10 +23,11 @@ connection_actor::behavior_type
 connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
            broadcaster_actor broadcaster, buffer_actor buffer,
-           caf::timespan timeout, size_t max_held) {
-  if (!sink || !broadcaster || !buffer || max_held == 0) {
+           caf::timespan timeout, size_t max_held,
+           std::shared_ptr<metrics> stats) {
+  if (!sink || !broadcaster || !buffer || max_held == 0 || !stats) {
     if (sink)
-      sink->close();
+      sink->close(end_cause::error);
     self->quit(make_error(ec::invalid_argument,
                           "connection needs sink, broadcaster and buffer"));
     return connection_actor::behavior_type::make_empty_behavior();
@@ -36,9 +37,18 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   st.sink = sink;
   st.resume.emplace(from.given);
   st.max_held = max_held;
-  // Whatever ends this actor ends the stream.
-  self->attach_functor([sink] {
-    sink->close();
+  st.stats = stats;
+  stats->connection_actors.fetch_add(1, std::memory_order_relaxed);
+  // Whatever ends this actor ends the stream; the reason tells the session
+  // what to count.
+  self->attach_functor([sink, stats](const caf::error& reason) {
+    stats->connection_actors.fetch_sub(1, std::memory_order_relaxed);
+    if (!reason || reason == caf::exit_reason::normal)
+      sink->close(end_cause::done);
+    else if (reason == caf::exit_reason::user_shutdown)
+      sink->close(end_cause::shutdown);
+    else
+      sink->close(end_cause::error);
   });
   // The broadcaster's death ends the stream; DOWN's default handler would
   // only drop the message.
@@ -53,6 +63,11 @@ connection(connection_actor::stateful_pointer<connection_state> self,
             self->request(buffer, timeout, atom::history_v, from, upto)
                 .then(
                     [self](const history& h) {
+                      auto& m = *self->state.stats;
+                      m.replayed_events.fetch_add(h.frames.size(),
+                                                  std::memory_order_relaxed);
+                      if (h.gap)
+                        m.gap_events.fetch_add(1, std::memory_order_relaxed);
                       auto out = self->state.resume->on_history(h);
                       if (!out.empty())
                         self->state.sink->replay(std::move(out));
@@ -68,16 +83,19 @@ connection(connection_actor::stateful_pointer<connection_state> self,
       // A stored update, from the broadcaster.
       [self](atom::live, const stored& s) {
         auto& st = self->state;
-        if (auto f = st.resume->on_live(s)) {
-          st.sink->deliver(std::move(*f));
-        } else if (st.resume->held() > st.max_held) {
+        auto f = st.resume->on_live(s);
+        if (f)
+          st.sink->deliver(std::move(*f), s.stored_ns);
+        if (s.probe)
+          s.probe->handed();
+        if (!f && st.resume->held() > st.max_held) {
           log(log_level::warn, "connection drops a client: history reply late");
-          self->quit();
+          self->quit(make_error(ec::peer_unavailable, "history reply late"));
         }
       },
       // No traffic for --heartbeat, from the broadcaster.
       [self](atom::heartbeat) {
-        self->state.sink->deliver(heartbeat_frame());
+        self->state.sink->deliver(heartbeat_frame(), 0);
       },
       // The session ended, from the HTTP session.
       [self](atom::session, session_state) {

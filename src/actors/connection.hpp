@@ -2,6 +2,7 @@
 
 #include "actors/actors.hpp"
 #include "core/frame_sink.hpp"
+#include "core/metrics.hpp"
 #include "core/query.hpp"
 #include "core/seam.hpp"
 
@@ -23,6 +24,8 @@ struct connection_state {
   /// is treated as slow (the history reply takes a single round trip, so
   /// only a wedged buffer could reach it).
   size_t max_held = 0;
+  /// Replay and gap counters, the live-actor gauge.
+  std::shared_ptr<metrics> stats;
 
   static inline const char* name = "connection";
 };
@@ -41,10 +44,12 @@ struct connection_state {
 /// @param buffer history.
 /// @param timeout for the subscribe and history requests.
 /// @param max_held bound on frames held while replaying (>= 1).
+/// @param stats the metrics.
 connection_actor::behavior_type
 connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
            broadcaster_actor broadcaster, buffer_actor buffer,
-           caf::timespan timeout, size_t max_held);
+           caf::timespan timeout, size_t max_held,
+           std::shared_ptr<metrics> stats);
 
 } // namespace btcstream

@@ -24,9 +24,15 @@ caf::actor_clock::time_point from_ms(const fetcher_state& st, int64_t ms) {
   return st.origin + milliseconds{ms};
 }
 
+void skip(fetcher_state& st) {
+  ++st.skipped;
+  st.stats->upstream_skipped_ticks.fetch_add(1, std::memory_order_relaxed);
+}
+
 void start_request(self_ptr self) {
   auto& st = self->state;
   st.in_flight = true;
+  st.request_started = self->clock().now();
   ++st.attempt; // any retry scheduled earlier is now stale
   // A weak address: a pending callback must not keep the fetcher alive.
   caf::actor_addr me = self->address();
@@ -77,8 +83,8 @@ fetcher_actor::behavior_type
 fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         buffer_actor buffer, std::shared_ptr<const wall_clock> clock,
         std::shared_ptr<random_source> rng, std::string instrument,
-        caf::timespan interval) {
-  if (!client || !buffer || !clock || !rng
+        caf::timespan interval, std::shared_ptr<metrics> stats) {
+  if (!client || !buffer || !clock || !rng || !stats
       || interval <= caf::timespan::zero()) {
     self->quit(
         make_error(ec::invalid_argument,
@@ -91,6 +97,7 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
   st.buffer = std::move(buffer);
   st.clock = std::move(clock);
   st.rng = std::move(rng);
+  st.stats = std::move(stats);
   st.policy.emplace(std::chrono::duration_cast<milliseconds>(interval),
                     *st.rng);
   st.instrument = std::move(instrument);
@@ -114,11 +121,11 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         st.next_tick += st.interval;
         while (st.next_tick <= now) {
           st.next_tick += st.interval;
-          ++st.skipped;
+          skip(st);
         }
         self->scheduled_send(self, st.next_tick, atom::tick_v);
         if (!may_start(self)) {
-          ++st.skipped;
+          skip(st);
           return;
         }
         start_request(self);
@@ -136,6 +143,11 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
                           ? parse_coindesk(r.status, r.body, st.instrument)
                           : coindesk_result{};
         auto outcome = classify(r, parsed);
+        st.stats->count_upstream(outcome);
+        st.stats->upstream_request.observe(
+            std::chrono::duration<double>(self->clock().now()
+                                          - st.request_started)
+                .count());
         auto failures_before = st.policy->failures();
         auto d = st.policy->after(outcome, r, to_ms(st, self->clock().now()),
                                   to_ms(st, st.next_tick), st.clock->now_ms());

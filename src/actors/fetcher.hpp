@@ -3,6 +3,7 @@
 #include "actors/actors.hpp"
 #include "core/clock.hpp"
 #include "core/fetch_policy.hpp"
+#include "core/metrics.hpp"
 #include "core/upstream_client.hpp"
 
 #include <caf/actor_clock.hpp>
@@ -39,6 +40,10 @@ struct fetcher_state {
   caf::actor_clock::time_point not_before;
   /// Identifies the one retry that may still start; bumped by every request.
   uint64_t attempt = 0;
+  /// When the request in flight started.
+  caf::actor_clock::time_point request_started;
+  /// Upstream outcomes, durations, skipped ticks.
+  std::shared_ptr<metrics> stats;
   /// Whether a request is in flight (at most one).
   bool in_flight = false;
   /// Whether a 401/403 pause is on (logged once when it starts).
@@ -64,11 +69,12 @@ struct fetcher_state {
 /// @param rng randomness for retry jitter.
 /// @param instrument the instrument to read (e.g. "BTC-USD").
 /// @param interval time between polls (> 0).
+/// @param stats the metrics.
 fetcher_actor::behavior_type
 fetcher(fetcher_actor::stateful_pointer<fetcher_state> self,
         std::shared_ptr<upstream_client> client, buffer_actor buffer,
         std::shared_ptr<const wall_clock> clock,
         std::shared_ptr<random_source> rng, std::string instrument,
-        caf::timespan interval);
+        caf::timespan interval, std::shared_ptr<metrics> stats);
 
 } // namespace btcstream

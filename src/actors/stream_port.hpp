@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/actors.hpp"
+#include "core/metrics.hpp"
 #include "core/stream_port.hpp"
 
 #include <caf/fwd.hpp>
@@ -15,6 +16,7 @@ namespace btcstream {
 /// connection actor wired to the broadcaster and the buffer.
 std::shared_ptr<stream_port>
 make_stream_port(caf::actor_system& sys, broadcaster_actor broadcaster,
-                 buffer_actor buffer, caf::timespan timeout, size_t max_held);
+                 buffer_actor buffer, caf::timespan timeout, size_t max_held,
+                 std::shared_ptr<metrics> stats);
 
 } // namespace btcstream

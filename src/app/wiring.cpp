@@ -138,12 +138,13 @@ int run_service(const config& given) {
         cfg.interval * 4 / 5, std::chrono::milliseconds{10000});
     auto client = std::make_shared<http_client>(ioc, *upstream, tls,
                                                 cfg.api_key, timeout);
-    auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat});
+    auto stats = std::make_shared<metrics>();
+    auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat}, stats);
     auto buf = sys.spawn(buffer, static_cast<size_t>(cfg.history_max),
-                         cfg.history_ttl, b, clock);
+                         cfg.history_ttl, b, clock, stats);
     auto rng = std::make_shared<seeded_random>(std::random_device{}());
     auto f = sys.spawn(fetcher, client, buf, clock, rng, upstream->instrument(),
-                       caf::timespan{cfg.interval});
+                       caf::timespan{cfg.interval}, stats);
     auto shutting_down = [&stopping] {
       return stopping.load();
     };
@@ -159,6 +160,7 @@ int run_service(const config& given) {
                      fail);
 
     auto ctx = std::make_shared<server_context>();
+    ctx->stats = stats;
     ctx->opts.web_root = *web_root;
     ctx->opts.cors_origin = cfg.cors_origin;
     ctx->opts.retry = cfg.retry;
@@ -171,8 +173,9 @@ int run_service(const config& given) {
     ctx->opts.history_max = cfg.history_max;
     ctx->opts.heartbeat = cfg.heartbeat;
     ctx->services = make_service_port(sys, f, buf, b, defaults::health_timeout);
-    ctx->streams = make_stream_port(
-        sys, b, buf, defaults::actor_request_timeout, cfg.history_max + 16);
+    ctx->streams
+        = make_stream_port(sys, b, buf, defaults::actor_request_timeout,
+                           cfg.history_max + 16, stats);
     auto lst = std::make_shared<listener>(ioc, ctx);
     bool listening = false;
     try {

@@ -2,6 +2,7 @@
 
 #include "core/update.hpp"
 
+#include <cstdint>
 #include <vector>
 
 namespace btcstream {
@@ -15,18 +16,26 @@ enum class session_state {
 
 const char* to_string(session_state s);
 
+/// Why the actor side ends a stream.
+enum class end_cause {
+  done,     ///< the session already ended (nothing to report)
+  shutdown, ///< the server is shutting down
+  error,    ///< the core failed (a request timed out, an actor died)
+};
+
 /// Where a connection actor writes its frames. Implemented by the HTTP
 /// session (posting onto its strand) and by the tests' recording sink.
 struct frame_sink {
   virtual ~frame_sink() = default;
-  /// Queues live frames; counted against --client-queue. Any thread.
-  virtual void deliver(frame_ptr f) = 0;
+  /// Queues a live frame; counted against --client-queue. Any thread.
+  /// `stored_ns` (steady clock) times its delivery; 0 for heartbeats.
+  virtual void deliver(frame_ptr f, int64_t stored_ns) = 0;
   /// Queues replayed frames; paced by write completion, not counted against
   /// --client-queue (a long replay must not make a client "slow").
   virtual void replay(std::vector<frame_ptr> frames) = 0;
   /// Ends the stream after the queued frames are written (or at once if the
   /// client is gone). Idempotent.
-  virtual void close() = 0;
+  virtual void close(end_cause why) = 0;
 };
 
 /// How a session tells its connection actor about state changes.

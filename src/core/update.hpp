@@ -24,10 +24,17 @@ inline bool operator==(const update& a, const update& b) {
 /// The bytes of one SSE frame, serialised once and shared by every client.
 using frame_ptr = std::shared_ptr<const std::string>;
 
+class fanout_probe;
+
 /// An update together with its encoded frame, as the buffer stores it.
 struct stored {
   update u;
   frame_ptr frame;
+  /// When the buffer stored it (steady clock, ns): the start of the fan-out
+  /// and delivery latencies.
+  int64_t stored_ns = 0;
+  /// Set by the broadcaster on each fan-out; every connection reports to it.
+  std::shared_ptr<fanout_probe> probe;
 };
 
 } // namespace btcstream

@@ -2,6 +2,7 @@
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "core/query.hpp"
 #include "core/sse.hpp"
 #include "http/rest.hpp"
@@ -36,10 +37,12 @@ http_session::http_session(asio::ip::tcp::socket&& socket,
                            std::shared_ptr<server_context> ctx)
     : stream_(std::move(socket)), ctx_(std::move(ctx)) {
   ctx_->http_connections.fetch_add(1, std::memory_order_relaxed);
+  ctx_->stats->http_sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
 http_session::~http_session() {
   ctx_->http_connections.fetch_sub(1, std::memory_order_relaxed);
+  ctx_->stats->http_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void http_session::reject_busy() {
@@ -56,6 +59,7 @@ void http_session::run() {
 }
 
 void http_session::do_read() {
+  label_ = route_label::unknown;
   parser_.emplace();
   parser_->header_limit(ctx_->opts.max_head_bytes);
   parser_->body_limit(ctx_->opts.max_body_bytes);
@@ -111,10 +115,12 @@ void http_session::handle() {
     return;
   }
   auto kind = route_for(t->path);
+  label_ = label_for(kind);
   std::optional<std::filesystem::path> file;
   if (kind == route_kind::static_file) {
     file = resolve_static(ctx_->opts.web_root, t->path);
     if (!file) {
+      label_ = route_label::unknown;
       respond(json_error(http::status::not_found, "not found", version,
                          keep_alive, ctx_->opts));
       return;
@@ -148,6 +154,20 @@ void http_session::handle() {
   case route_kind::info:
     respond(info_response(rq, opts));
     return;
+  case route_kind::metrics: {
+    string_response res{http::status::ok, version};
+    add_common_headers(res, opts);
+    res.set(http::field::content_type,
+            "text/plain; version=0.0.4; charset=utf-8");
+    res.set(http::field::cache_control, "no-store");
+    res.body()
+        = render_metrics(*ctx_->stats, ctx_->sse_clients.load(),
+                         system_wall_clock{}.now_ms(), read_process_stats());
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    respond(std::move(res));
+    return;
+  }
   case route_kind::price:
     ctx_->services->latest(
         reply_later<std::optional<update>>([rq](auto& opts, auto& latest) {
@@ -194,6 +214,8 @@ void http_session::serve_stream(bool head_only) {
   auto choice
       = choose_resume_point(last_event_id, *t, system_wall_clock{}.now_ms());
   if (!choice.point) {
+    ctx_->stats->count_rejection(reject_reason::bad_request);
+    log(log_level::warn, "http session rejects a stream: " + choice.error);
     respond(json_error(http::status::bad_request, choice.error, version,
                        keep_alive, ctx_->opts));
     return;
@@ -223,11 +245,17 @@ void http_session::serve_stream(bool head_only) {
   auto& count = ctx_->sse_clients;
   if (count.fetch_add(1, std::memory_order_relaxed) >= ctx_->opts.max_clients) {
     count.fetch_sub(1, std::memory_order_relaxed);
+    ctx_->stats->count_rejection(reject_reason::max_clients);
     log(log_level::warn, "http session rejects a stream: at --max-clients");
     unavailable("too many clients");
     return;
   }
   auto retry = jitter(ctx_->opts.retry.count(), 0.2, thread_random());
+  ctx_->stats->count_request(route_label::stream, 200);
+  log(log_level::debug,
+      "http session opens a stream from "
+          + (choice.point->given.empty() ? std::string{"the latest update"}
+                                         : choice.point->given));
   auto sse = std::make_shared<sse_session>(stream_.release_socket(), ctx_,
                                            version >= 11);
   sse->start(header.str(), encode_retry(std::chrono::milliseconds{retry}),
@@ -271,6 +299,7 @@ void http_session::serve_file(const std::filesystem::path& file,
 }
 
 void http_session::respond(string_response res) {
+  ctx_->stats->count_request(label_, static_cast<int>(res.result_int()));
   bool close = !res.keep_alive();
   pending_ = std::make_shared<string_response>(std::move(res));
   if (parser_ && parser_->is_header_done()

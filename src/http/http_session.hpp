@@ -1,6 +1,7 @@
 #pragma once
 
 #include "http/responses.hpp"
+#include "http/router.hpp"
 #include "http/server_context.hpp"
 
 #include <boost/asio/post.hpp>
@@ -55,6 +56,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<server_context> ctx_;
   bool first_request_ = true;
+  route_label label_ = route_label::unknown; // of the request being answered
   bool busy_ = false; // over --max-http-connections: answer 503 and close
   std::shared_ptr<string_response> pending_; // alive while being written
 };

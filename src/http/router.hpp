@@ -1,5 +1,7 @@
 #pragma once
 
+#include "core/metrics.hpp"
+
 #include <string_view>
 
 namespace btcstream {
@@ -12,11 +14,15 @@ enum class route_kind {
   info,        ///< /api/v1/info
   healthz,     ///< /healthz: liveness
   readyz,      ///< /readyz: readiness
+  metrics,     ///< /metrics: Prometheus exposition
   static_file, ///< anything else: looked up in the web root
 };
 
 /// The route for a decoded path.
 route_kind route_for(std::string_view path);
+
+/// The metrics label of a route.
+route_label label_for(route_kind k);
 
 /// How a route treats a method: every route answers GET and HEAD, and
 /// OPTIONS as a CORS preflight; anything else is 405.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/metrics.hpp"
 #include "core/service_port.hpp"
 #include "core/stream_port.hpp"
 
@@ -54,6 +55,8 @@ struct server_context {
   std::shared_ptr<service_port> services;
   /// Connections that are not (yet) streams.
   std::atomic<uint64_t> http_connections{0};
+  /// Every metric (relaxed atomics).
+  std::shared_ptr<metrics> stats = std::make_shared<metrics>();
   /// SSE clients currently connected (for --max-clients).
   std::atomic<uint64_t> sse_clients{0};
   /// Set on shutdown: new streams are refused.

@@ -1,6 +1,7 @@
 #include "http/sse_session.hpp"
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "core/update.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -26,9 +27,9 @@ public:
   explicit session_sink(std::weak_ptr<sse_session> s)
       : session_(std::move(s)) {}
 
-  void deliver(frame_ptr f) override {
+  void deliver(frame_ptr f, int64_t stored_ns) override {
     if (auto s = session_.lock())
-      s->post_live(std::move(f));
+      s->post_live(std::move(f), stored_ns);
   }
 
   void replay(std::vector<frame_ptr> frames) override {
@@ -36,9 +37,9 @@ public:
       s->post_replay(std::move(frames));
   }
 
-  void close() override {
+  void close(end_cause why) override {
     if (auto s = session_.lock())
-      s->post_close();
+      s->post_close(why);
   }
 
 private:
@@ -52,10 +53,13 @@ sse_session::sse_session(asio::ip::tcp::socket socket,
     : socket_(std::move(socket)),
       stall_timer_(socket_.get_executor()),
       ctx_(std::move(ctx)),
-      chunked_(chunked) {}
+      chunked_(chunked) {
+  ctx_->stats->sse_sessions.fetch_add(1, std::memory_order_relaxed);
+}
 
 sse_session::~sse_session() {
   ctx_->sse_clients.fetch_sub(1, std::memory_order_relaxed);
+  ctx_->stats->sse_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void sse_session::start(std::string header, std::string retry,
@@ -64,19 +68,20 @@ void sse_session::start(std::string header, std::string retry,
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay{true}, ec);
   header_ = std::move(header);
+  ctx_->stats->sse_connections.fetch_add(1, std::memory_order_relaxed);
   // Frames the actor delivers are posted, so they queue behind `retry`.
   events_ = ctx_->streams->open(
       std::move(from), std::make_shared<session_sink>(weak_from_this()));
-  enqueue(std::make_shared<const std::string>(std::move(retry)), false);
+  enqueue(std::make_shared<const std::string>(std::move(retry)), false, 0);
   if (!finished_)
     do_read();
 }
 
-void sse_session::post_live(frame_ptr f) {
-  asio::post(socket_.get_executor(),
-             [self = shared_from_this(), f = std::move(f)]() mutable {
-               self->enqueue(std::move(f), true);
-             });
+void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(),
+                                      f = std::move(f), stored_ns]() mutable {
+    self->enqueue(std::move(f), true, stored_ns);
+  });
 }
 
 void sse_session::post_replay(std::vector<frame_ptr> fs) {
@@ -85,19 +90,21 @@ void sse_session::post_replay(std::vector<frame_ptr> fs) {
                if (self->finished_ || self->closing_)
                  return;
                for (auto& f : fs)
-                 self->queue_.push_back(item{std::move(f), false});
+                 self->queue_.push_back(item{std::move(f), false, 0});
                self->flush();
              });
 }
 
-void sse_session::post_close() {
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+void sse_session::post_close(end_cause why) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), why] {
+    if (!self->closing_)
+      self->close_cause_ = why;
     self->closing_ = true;
     self->flush();
   });
 }
 
-void sse_session::enqueue(frame_ptr f, bool counted) {
+void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns) {
   if (finished_ || closing_)
     return;
   if (counted) {
@@ -107,7 +114,7 @@ void sse_session::enqueue(frame_ptr f, bool counted) {
       return;
     }
   }
-  queue_.push_back(item{std::move(f), counted});
+  queue_.push_back(item{std::move(f), counted, stored_ns});
   flush();
 }
 
@@ -144,9 +151,15 @@ void sse_session::flush() {
 
 // Moves every queued frame into one write (one chunk for HTTP/1.1).
 bool sse_session::next_batch() {
-  for (auto& i : batch_)
+  // The batch in flight is written: live frames are delivered now.
+  int64_t now_ns = batch_.empty() ? 0 : steady_now_ns();
+  for (auto& i : batch_) {
     if (i.counted)
       counted_bytes_ -= i.frame->size();
+    if (i.stored_ns != 0)
+      ctx_->stats->event_delivery.observe(
+          static_cast<double>(now_ns - i.stored_ns) / 1e9);
+  }
   batch_.clear();
   bufs_.clear();
   next_buf_ = 0;
@@ -267,9 +280,20 @@ void sse_session::finish(session_state s) {
   if (finished_)
     return;
   finished_ = true;
+  auto reason = disconnect_reason::client_closed;
+  if (s != session_state::closed)
+    reason = disconnect_reason::slow_consumer;
+  else if (close_cause_ == end_cause::shutdown)
+    reason = disconnect_reason::shutdown;
+  else if (close_cause_ == end_cause::error)
+    reason = disconnect_reason::error;
+  ctx_->stats->count_disconnect(reason);
   if (s != session_state::closed)
     log(log_level::warn,
         std::string{"sse session drops a client: "} + to_string(s));
+  else
+    log(log_level::debug,
+        std::string{"sse session ends: "} + to_string(reason));
   error_code ec;
   stall_timer_.cancel();
   socket_.close(ec);

@@ -38,17 +38,18 @@ public:
   void start(std::string header, std::string retry, resume_point from);
 
   /// Thread-safe entry points of the frame sink.
-  void post_live(frame_ptr f);
+  void post_live(frame_ptr f, int64_t stored_ns);
   void post_replay(std::vector<frame_ptr> fs);
-  void post_close();
+  void post_close(end_cause why);
 
 private:
   struct item {
     frame_ptr frame;
-    bool counted; // against --client-queue
+    bool counted;      // against --client-queue
+    int64_t stored_ns; // live frames: when stored, for the delivery time
   };
 
-  void enqueue(frame_ptr f, bool counted);
+  void enqueue(frame_ptr f, bool counted, int64_t stored_ns);
   void flush();
   bool next_batch();
   void consume(size_t n);
@@ -72,7 +73,8 @@ private:
   size_t next_buf_ = 0; // first buffer of bufs_ not yet fully written
   std::array<char, 24> chunk_head_{};
   bool closing_ = false;
-  bool terminated_ = false; // the final chunk has been queued
+  end_cause close_cause_ = end_cause::done; // why the actor side closed
+  bool terminated_ = false;                 // the final chunk has been queued
   bool finished_ = false;
   bool waiting_ = false; // blocked until the socket is writable
   bool timer_armed_ = false;

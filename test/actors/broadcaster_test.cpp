@@ -36,7 +36,7 @@ struct broadcaster_fixture : fixture {
   broadcaster_actor b;
 
   broadcaster_fixture() {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}));
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
     run();
   }
 
@@ -51,7 +51,7 @@ struct broadcaster_fixture : fixture {
 
   void publish(int64_t offset_ms) {
     auto u = make_update(offset_ms, 1);
-    caf::anon_send(b, atom::publish_v, stored{u, encode_update(u)});
+    caf::anon_send(b, atom::publish_v, stored{u, encode_update(u), 0, nullptr});
     run();
   }
 };

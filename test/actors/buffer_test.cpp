@@ -43,7 +43,7 @@ struct buffer_fixture : fixture {
 
   buffer_fixture(size_t capacity, std::chrono::milliseconds ttl) {
     auto b = stop_at_end(sys->spawn(mock_broadcaster, log));
-    buf = stop_at_end(sys->spawn(buffer, capacity, ttl, b, clock));
+    buf = stop_at_end(sys->spawn(buffer, capacity, ttl, b, clock, stats));
     run();
   }
 

@@ -18,8 +18,8 @@ struct connection_fixture : fixture {
   buffer_actor buf;
 
   explicit connection_fixture(size_t capacity = 100) {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}));
-    buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock));
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
+    buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock, stats));
     run();
   }
 
@@ -32,7 +32,7 @@ struct connection_fixture : fixture {
   connect(resume_point r) {
     auto sink = std::make_shared<recording_sink>();
     auto c = stop_at_end(sys->spawn(connection, sink, std::move(r), b, buf,
-                                    caf::timespan{10s}, size_t{100}));
+                                    caf::timespan{10s}, size_t{100}, stats));
     run();
     return {c, sink};
   }

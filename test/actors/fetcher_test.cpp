@@ -48,8 +48,8 @@ struct fetcher_fixture : fixture {
 
   explicit fetcher_fixture(caf::timespan interval = 5s) {
     auto buf = stop_at_end(sys->spawn(mock_buffer, log));
-    fetcher_handle = stop_at_end(
-        sys->spawn(fetcher, upstream, buf, clock, rng, "BTC-USD", interval));
+    fetcher_handle = stop_at_end(sys->spawn(fetcher, upstream, buf, clock, rng,
+                                            "BTC-USD", interval, stats));
     run();
   }
 };

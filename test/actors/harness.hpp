@@ -7,6 +7,7 @@
 #include "actors/actors.hpp"
 #include "core/clock.hpp"
 #include "core/frame_sink.hpp"
+#include "core/metrics.hpp"
 #include "core/upstream_client.hpp"
 
 #include <caf/actor_system.hpp>
@@ -50,9 +51,16 @@ struct recording_sink final : frame_sink {
   std::vector<bool> live;
   bool closed = false;
 
-  void deliver(frame_ptr f) override;
+  /// How the actor ended the stream, if it did.
+  std::optional<end_cause> closed_with;
+
+  void deliver(frame_ptr f, int64_t stored_ns) override;
   void replay(std::vector<frame_ptr> fs) override;
-  void close() override { closed = true; }
+  void close(end_cause why) override {
+    closed = true;
+    if (!closed_with)
+      closed_with = why;
+  }
 
   /// The ids of the update frames written, in order.
   std::vector<uint64_t> ids() const;
@@ -106,6 +114,8 @@ struct fixture {
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
   std::shared_ptr<manual_clock> clock = std::make_shared<manual_clock>();
+  /// The metrics every actor under test writes to.
+  std::shared_ptr<metrics> stats = std::make_shared<metrics>();
   std::vector<caf::actor> to_stop;
 };
 

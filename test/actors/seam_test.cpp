@@ -23,8 +23,8 @@ struct core_fixture : fixture {
   connection_actor conn;
 
   core_fixture() {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}));
-    buf = stop_at_end(sys->spawn(buffer, size_t{100}, 1h, b, clock));
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
+    buf = stop_at_end(sys->spawn(buffer, size_t{100}, 1h, b, clock, stats));
     run();
   }
 
@@ -44,7 +44,7 @@ struct core_fixture : fixture {
     r.id = id(n);
     r.given = std::to_string(r.id);
     conn = stop_at_end(sys->spawn(connection, sink, r, b, buf,
-                                  caf::timespan{10s}, size_t{100}));
+                                  caf::timespan{10s}, size_t{100}, stats));
   }
   /// Runs exactly one job of `who`.
   template<class Handle>

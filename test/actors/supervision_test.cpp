@@ -19,8 +19,8 @@ struct supervision_fixture : fixture {
   std::vector<std::string> deaths;
 
   supervision_fixture() {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}));
-    buf = stop_at_end(sys->spawn(buffer, size_t{10}, 1h, b, clock));
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
+    buf = stop_at_end(sys->spawn(buffer, size_t{10}, 1h, b, clock, stats));
     run();
     auto expected = [this] {
       return shutting_down;

@@ -21,7 +21,7 @@ using ids = std::vector<uint64_t>;
 
 stored make(uint64_t id, int64_t ts_ms, double price = 97000.5) {
   update u{id, ts_ms, price};
-  return stored{u, encode_update(u)};
+  return stored{u, encode_update(u), 0, nullptr};
 }
 
 // Ids 1..n at ts 1000, 2000, ...

@@ -17,7 +17,7 @@ namespace {
 
 stored make(uint64_t id) {
   update u{id, static_cast<int64_t>(id) * 1000, 97000.5};
-  return stored{u, encode_update(u)};
+  return stored{u, encode_update(u), 0, nullptr};
 }
 
 // Each frame by its `id:` value, "gap" for a gap event.

@@ -1,0 +1,145 @@
+#pragma once
+
+#include "core/fetch_policy.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace btcstream {
+
+/// A Prometheus histogram over fixed bounds (seconds), lock-free: relaxed
+/// atomics, so observers on any thread never wait.
+class histogram {
+public:
+  /// Upper bounds in seconds, +Inf implied.
+  static constexpr std::array<double, 14> bounds
+      = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+  void observe(double seconds);
+
+  /// Appends the `_bucket`, `_sum` and `_count` lines of `name`.
+  void render(std::string& out, const std::string& name) const;
+
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+
+private:
+  std::array<std::atomic<uint64_t>, bounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
+/// Why an SSE client went away (`btcstream_sse_disconnects_total{reason}`).
+enum class disconnect_reason { client_closed, slow_consumer, shutdown, error };
+inline constexpr size_t disconnect_reasons = 4;
+const char* to_string(disconnect_reason r);
+
+/// Why a /stream request was refused (`btcstream_sse_rejected_total`).
+enum class reject_reason { max_clients, bad_request };
+inline constexpr size_t reject_reasons = 2;
+const char* to_string(reject_reason r);
+
+/// The routes of `btcstream_http_requests_total{route}`.
+enum class route_label {
+  stream,
+  price,
+  prices,
+  info,
+  healthz,
+  readyz,
+  metrics,
+  static_file,
+  unknown,
+};
+inline constexpr size_t route_labels = 9;
+const char* to_string(route_label r);
+
+/// Every metric btcstream exports. One instance per process, shared by
+/// pointer (no global); every field is a relaxed atomic, written by the
+/// component that owns the fact and read by the exposition.
+struct metrics {
+  // SSE clients.
+  std::atomic<uint64_t> sse_connections{0};
+  std::array<std::atomic<uint64_t>, disconnect_reasons> sse_disconnects{};
+  std::array<std::atomic<uint64_t>, reject_reasons> sse_rejected{};
+  // Events.
+  std::atomic<uint64_t> events_published{0};
+  histogram event_fanout;
+  histogram event_delivery;
+  std::atomic<uint64_t> replayed_events{0};
+  std::atomic<uint64_t> gap_events{0};
+  // Upstream.
+  std::array<std::atomic<uint64_t>, 7> upstream_requests{}; // by outcome
+  histogram upstream_request;
+  std::atomic<uint64_t> upstream_skipped_ticks{0};
+  std::atomic<int64_t> last_price_ts_ms{0}; // 0: no price yet
+  std::atomic<double> last_price_usd{0};
+  // Buffer.
+  std::atomic<uint64_t> buffer_entries{0};
+  std::atomic<int64_t> buffer_oldest_ts_ms{0}; // 0: empty
+  // HTTP: requests by route and status code (see `code_index`).
+  static constexpr std::array<int, 10> codes
+      = {200, 204, 304, 400, 404, 405, 413, 431, 503, 0 /* other */};
+  std::array<std::array<std::atomic<uint64_t>, codes.size()>, route_labels>
+      http_requests{};
+  // Live objects (for leak checks under churn).
+  std::atomic<int64_t> sse_sessions{0};
+  std::atomic<int64_t> http_sessions{0};
+  std::atomic<int64_t> connection_actors{0};
+
+  void count_disconnect(disconnect_reason r) {
+    sse_disconnects[static_cast<size_t>(r)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+  void count_rejection(reject_reason r) {
+    sse_rejected[static_cast<size_t>(r)].fetch_add(1,
+                                                   std::memory_order_relaxed);
+  }
+  void count_upstream(fetch_outcome o) {
+    upstream_requests[static_cast<size_t>(o)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+  void count_request(route_label r, int code);
+};
+
+/// Times one fan-out: created by the broadcaster with the number of
+/// subscribers; each connection reports once when it has handed the frame to
+/// its session (or decided not to); the last one records
+/// `btcstream_event_fanout_seconds`.
+class fanout_probe {
+public:
+  fanout_probe(size_t receivers, int64_t stored_ns, metrics* m)
+      : remaining_(receivers), stored_ns_(stored_ns), metrics_(m) {}
+  void handed();
+
+private:
+  std::atomic<size_t> remaining_;
+  int64_t stored_ns_;
+  metrics* metrics_;
+};
+
+/// Now on the steady clock, in nanoseconds.
+int64_t steady_now_ns();
+
+/// Process figures as the Prometheus client libraries name them.
+struct process_stats {
+  double resident_memory_bytes = 0;
+  double cpu_seconds = 0;
+  double open_fds = 0;
+  double max_fds = 0;
+  double start_time_seconds = 0;
+};
+
+/// Reads /proc/self (Linux). Fields it cannot read stay 0.
+process_stats read_process_stats();
+
+/// The Prometheus text exposition (format 0.0.4) of everything.
+/// @param sse_clients the gauge `btcstream_sse_clients`.
+/// @param now_ms the wall clock, for the age gauges.
+std::string render_metrics(const metrics& m, uint64_t sse_clients,
+                           int64_t now_ms, const process_stats& p);
+
+} // namespace btcstream
