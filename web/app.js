@@ -1,23 +1,113 @@
-// Minimal live view: one EventSource on /stream. The browser resumes with
-// Last-Event-ID by itself after a network error.
-const price = document.getElementById('price');
-const state = document.getElementById('state');
-const updated = document.getElementById('updated');
-const usd = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD' });
+// The page: wires the feed (stream.js) to the quote and the chart (chart.js).
 
-function setState(s) {
-  state.textContent = s;
-  state.dataset.state = s;
+import { PriceChart } from './chart.js';
+import {
+  direction, formatDelta, formatDuration, formatPercent, formatPrice, formatTime,
+  formatUpdated, windowLabel,
+} from './format.js';
+import { PriceFeed } from './stream.js';
+
+const $ = (id) => document.getElementById(id);
+const priceEl = $('price');
+const stateEl = $('state');
+const stateLabel = $('state-label');
+const updatedEl = $('updated');
+const changeLast = $('change-last');
+const changeWindow = $('change-window');
+const notice = $('notice');
+
+const chart = new PriceChart($('chart'));
+const feed = new PriceFeed();
+
+let last = null; // the newest update shown
+
+const STATE_TEXT = {
+  connecting: 'Connecting…',
+  live: 'Live',
+  reconnecting: 'Reconnecting…',
+  stale: 'Stale: no new price',
+};
+
+let countdown = 0;
+function showState({ state, retryAt }) {
+  stateEl.dataset.state = state;
+  clearInterval(countdown);
+  const paint = () => {
+    let text = STATE_TEXT[state] ?? state;
+    const s = Math.ceil((retryAt - Date.now()) / 1000);
+    if (retryAt && s > 0) text = `Reconnecting in ${s} s…`;
+    stateLabel.textContent = text;
+  };
+  paint();
+  if (retryAt) countdown = setInterval(paint, 1000);
 }
 
-const source = new EventSource('stream');
-source.onopen = () => setState('live');
-source.onerror = () => setState(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
-source.onmessage = (e) => {
-  const u = JSON.parse(e.data);
-  price.textContent = usd.format(u.price);
-  price.dataset.id = e.lastEventId;
-  const t = new Date(u.timestamp);
-  updated.dateTime = u.timestamp;
-  updated.textContent = t.toLocaleTimeString();
-};
+function showChange(node, delta, base) {
+  node.dataset.dir = direction(delta);
+  node.textContent = base ? `${formatDelta(delta)} (${formatPercent(delta / base)})` : '—';
+}
+
+function showWindowChange() {
+  const first = chart.points[0];
+  if (last && first) showChange(changeWindow, last.price - first.price, first.price);
+}
+
+function flash(dir) {
+  priceEl.classList.remove('flash-up', 'flash-down', 'flash-flat');
+  void priceEl.offsetWidth; // restart the animation
+  priceEl.classList.add(`flash-${dir}`);
+}
+
+function showPrice(u, live) {
+  const prev = last;
+  last = u;
+  priceEl.textContent = formatPrice(u.price);
+  priceEl.dataset.id = String(u.id);
+  priceEl.dataset.price = String(u.price);
+  document.title = `${formatPrice(u.price)} · BTC/USD — btcstream`;
+  const when = new Date(u.t);
+  updatedEl.dateTime = when.toISOString();
+  updatedEl.textContent = formatUpdated(when);
+  if (prev) showChange(changeLast, u.price - prev.price, prev.price);
+  showWindowChange();
+  if (live) flash(prev ? direction(u.price - prev.price) : 'flat');
+}
+
+feed.addEventListener('state', (e) => showState(e.detail));
+
+feed.addEventListener('info', (e) => {
+  const { info } = e.detail;
+  chart.setInterval(info.interval_ms);
+  chart.setWindow(info.history_ttl_ms);
+  const label = windowLabel(info.history_ttl_ms);
+  $('chart-title').textContent = label;
+  $('change-window-label').textContent = `Over the ${label.toLowerCase()}`;
+  $('cadence').textContent = `a new price every ${formatDuration(info.interval_ms)}`;
+  $('version').textContent = info.version ? `btcstream ${info.version}` : '';
+});
+
+feed.addEventListener('update', (e) => {
+  const { update, live } = e.detail;
+  chart.add(update);
+  showPrice(update, live);
+  const ds = document.body.dataset;
+  ds.received = String(feed.received);
+  ds.duplicates = String(feed.duplicates);
+});
+
+feed.addEventListener('gap', () => {
+  chart.markGap();
+  const n = Number(notice.dataset.gaps) + 1;
+  notice.dataset.gaps = String(n);
+  const at = last ? ` after ${formatTime(last.t)}` : '';
+  $('notice-text').textContent = `Some prices${at} are missing: the server restarted, or it `
+    + 'no longer holds them. The chart shows a break there.';
+  notice.hidden = false;
+});
+
+$('notice-close').addEventListener('click', () => { notice.hidden = true; });
+
+// Slide the window and refresh "stale" even when nothing arrives.
+setInterval(() => { chart.tick(); showWindowChange(); }, 1000);
+
+feed.start();

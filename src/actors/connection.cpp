@@ -38,6 +38,8 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   st.resume.emplace(from.given);
   st.max_held = max_held;
   st.stats = stats;
+  st.resuming = from.what == resume_point::kind::after_id
+                || from.what == resume_point::kind::since;
   stats->connection_actors.fetch_add(1, std::memory_order_relaxed);
   // Whatever ends this actor ends the stream; the reason tells the session
   // what to count.
@@ -64,8 +66,11 @@ connection(connection_actor::stateful_pointer<connection_state> self,
                 .then(
                     [self](const history& h) {
                       auto& m = *self->state.stats;
-                      m.replayed_events.fetch_add(h.frames.size(),
-                                                  std::memory_order_relaxed);
+                      // The latest update a fresh client gets first is not
+                      // a replay: only resumes count.
+                      if (self->state.resuming)
+                        m.replayed_events.fetch_add(h.frames.size(),
+                                                    std::memory_order_relaxed);
                       if (h.gap)
                         m.gap_events.fetch_add(1, std::memory_order_relaxed);
                       auto out = self->state.resume->on_history(h);

@@ -24,6 +24,8 @@ struct connection_state {
   /// is treated as slow (the history reply takes a single round trip, so
   /// only a wedged buffer could reach it).
   size_t max_held = 0;
+  /// Whether the client resumes (by id or since): its history is a replay.
+  bool resuming = false;
   /// Replay and gap counters, the live-actor gauge.
   std::shared_ptr<metrics> stats;
 

@@ -75,6 +75,8 @@ TEST_CASE("replayed and gap events count what resuming clients got") {
   f.connect(core_fixture::after(1)); // long gone: a gap, then 3 to 5
   CHECK_EQ(value(f.stats->replayed_events), 5u);
   CHECK_EQ(value(f.stats->gap_events), 1u);
+  f.connect(resume_point{}); // the latest update first: not a replay
+  CHECK_EQ(value(f.stats->replayed_events), 5u);
 }
 
 TEST_CASE("a fan-out is timed once every connection has handed the frame "
