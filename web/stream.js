@@ -1,0 +1,170 @@
+// The price feed: the initial fill from /api/v1/prices, then /stream (SSE)
+// resumed from the last id, exactly once and in order.
+//
+// Events (all CustomEvent, data in `detail`):
+//   info    {info}                     /api/v1/info (again after each reopen)
+//   update  {update, live}             a new point; `live` false for the fill
+//   gap     {requested, oldest}        the server says points may be missing
+//   state   {state, retryAt}           connecting | live | reconnecting | stale
+//
+// Reconnects: while the EventSource is CONNECTING the browser retries by
+// itself and sends Last-Event-ID. When it gives up for good (any non-200
+// answer, e.g. 503 at the client limit or a proxy's 502: readyState CLOSED),
+// a new one is created here after a backoff with jitter, resuming with
+// `?lastEventId=` (the server reads it when there is no Last-Event-ID header).
+
+const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const STALE_INTERVALS = 3;
+
+export class PriceFeed extends EventTarget {
+  constructor({ base = '', random = Math.random, now = () => performance.now() } = {}) {
+    super();
+    this.base = base;
+    this.random = random;
+    this.now = now;
+    this.state = 'connecting';
+    this.info = null;
+    this.intervalMs = 5000; // until /api/v1/info says otherwise
+    this.lastId = null; // number: ids are unix ms, exact in a double
+    this.lastActivity = this.now();
+    this.attempt = 0;
+    this.es = null;
+    this.timer = 0;
+    this.received = 0; // stream messages, duplicates included
+    this.duplicates = 0;
+    this.retryAt = 0;
+    this.staleTimer = setInterval(() => this.checkStale(), 250);
+    addEventListener('online', () => {
+      if (!this.es && this.timer) this.retryNow();
+    });
+  }
+
+  start() {
+    this.bootstrap();
+    return this;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(state, retryAt = 0) {
+    if (state === this.state && retryAt === this.retryAt) return;
+    this.state = state;
+    this.retryAt = retryAt;
+    this.emit('state', { state, retryAt });
+  }
+
+  async getJSON(path) {
+    const res = await fetch(this.base + path, { cache: 'no-store' });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    return res.json();
+  }
+
+  applyInfo(info) {
+    this.info = info;
+    if (info.interval_ms > 0) this.intervalMs = info.interval_ms;
+    this.emit('info', { info });
+  }
+
+  async bootstrap() {
+    this.timer = 0;
+    try {
+      this.applyInfo(await this.getJSON('api/v1/info'));
+      const list = await this.getJSON('api/v1/prices');
+      for (const u of list) this.accept(u, false);
+    } catch (err) {
+      this.later(() => this.bootstrap());
+      return;
+    }
+    this.open();
+  }
+
+  /** Exponential backoff with jitter: [b/2, b) for b = 1 s, 2 s, … 30 s. */
+  backoff() {
+    const b = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(this.attempt, 10));
+    this.attempt += 1;
+    return Math.round(b / 2 + (this.random() * b) / 2);
+  }
+
+  later(fn) {
+    const delay = this.backoff();
+    this.pending = fn;
+    this.timer = setTimeout(() => { this.timer = 0; fn(); }, delay);
+    this.setState('reconnecting', Date.now() + delay);
+  }
+
+  retryNow() {
+    clearTimeout(this.timer);
+    this.timer = 0;
+    this.pending?.();
+  }
+
+  open() {
+    const url = this.base + (this.lastId === null ? 'stream' : `stream?lastEventId=${this.lastId}`);
+    const es = new EventSource(url);
+    this.es = es;
+    es.onopen = () => {
+      if (es !== this.es) return;
+      this.attempt = 0;
+      this.lastActivity = this.now();
+      this.setState('live');
+      // The server may have restarted with other settings.
+      this.getJSON('api/v1/info').then((info) => this.applyInfo(info), () => {});
+    };
+    es.onmessage = (e) => {
+      if (es !== this.es) return;
+      this.received += 1;
+      let data;
+      try {
+        data = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      this.accept({ id: Number(e.lastEventId), timestamp: data.timestamp, price: data.price }, true);
+    };
+    es.addEventListener('gap', (e) => {
+      if (es !== this.es) return;
+      let data = {};
+      try {
+        data = JSON.parse(e.data);
+      } catch { /* the notice does not need the details */ }
+      this.lastActivity = this.now();
+      this.emit('gap', data);
+    });
+    es.onerror = () => {
+      if (es !== this.es) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // Given up for good (non-200 answer): a new EventSource, later.
+        es.close();
+        this.es = null;
+        this.later(() => this.open());
+      } else {
+        this.setState('reconnecting'); // the browser retries by itself
+      }
+    };
+  }
+
+  accept(u, live) {
+    const id = Number(u.id);
+    if (!Number.isSafeInteger(id) || !Number.isFinite(u.price)) return;
+    if (live) {
+      this.lastActivity = this.now();
+      if (this.state === 'stale') this.setState('live');
+    }
+    if (this.lastId !== null && id <= this.lastId) {
+      this.duplicates += 1; // ids strictly increase: seen already
+      return;
+    }
+    this.lastId = id;
+    this.emit('update', { update: { id, t: Date.parse(u.timestamp), price: u.price }, live });
+  }
+
+  checkStale() {
+    if (this.state === 'live'
+        && this.now() - this.lastActivity > STALE_INTERVALS * this.intervalMs) {
+      this.setState('stale');
+    }
+  }
+}
