@@ -13,39 +13,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct connection_fixture : fixture {
-  broadcaster_actor b;
-  buffer_actor buf;
-
-  explicit connection_fixture(size_t capacity = 100) {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
-    buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock, stats));
-    run();
-  }
-
-  void publish(int n) {
-    caf::anon_send(buf, atom::publish_v, make_update(n, 1000 + n));
-    run();
-  }
-
-  std::pair<connection_actor, std::shared_ptr<recording_sink>>
-  connect(resume_point r) {
-    auto sink = std::make_shared<recording_sink>();
-    auto c = stop_at_end(sys->spawn(connection, sink, std::move(r), b, buf,
-                                    caf::timespan{10s}, size_t{100}, stats));
-    run();
-    return {c, sink};
-  }
-
-  static resume_point after(uint64_t id) {
-    resume_point r;
-    r.what = resume_point::kind::after_id;
-    r.id = id;
-    r.given = std::to_string(id);
-    return r;
-  }
-  static uint64_t id(int n) { return static_cast<uint64_t>(start_ms + n); }
-};
+using connection_fixture = core_fixture;
 
 std::string gap(const std::string& requested, std::optional<uint64_t> oldest) {
   return *encode_gap(requested, oldest);

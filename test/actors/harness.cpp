@@ -1,5 +1,8 @@
 #include "harness.hpp"
 
+#include "actors/broadcaster.hpp"
+#include "actors/buffer.hpp"
+#include "actors/connection.hpp"
 #include "core/sse.hpp"
 
 #include <caf/all.hpp>
@@ -102,6 +105,53 @@ void fixture::run_shuffled(uint64_t seed) {
 update make_update(int64_t offset_ms, double price) {
   auto ts = start_ms + offset_ms;
   return update{static_cast<uint64_t>(ts), ts, price};
+}
+
+core_fixture::core_fixture(size_t capacity) {
+  using namespace std::chrono_literals;
+  b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
+  buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock, stats));
+  run();
+}
+
+void core_fixture::publish(int n) {
+  send_update(n);
+  run();
+}
+
+void core_fixture::send_update(int n) {
+  caf::anon_send(buf, atom::publish_v, make_update(n, 1000 + n));
+}
+
+connection_actor
+core_fixture::spawn_connection(resume_point from,
+                               std::shared_ptr<recording_sink> sink) {
+  using namespace std::chrono_literals;
+  return stop_at_end(sys->spawn(connection, std::move(sink), std::move(from), b,
+                                buf, caf::timespan{10s}, size_t{100}, stats));
+}
+
+std::pair<connection_actor, std::shared_ptr<recording_sink>>
+core_fixture::connect(resume_point from) {
+  auto sink = std::make_shared<recording_sink>();
+  auto c = spawn_connection(std::move(from), sink);
+  run();
+  return {c, sink};
+}
+
+resume_point core_fixture::after(uint64_t id) {
+  resume_point r;
+  r.what = resume_point::kind::after_id;
+  r.id = id;
+  r.given = std::to_string(id);
+  return r;
+}
+
+std::vector<uint64_t> core_fixture::ids(int from, int to) {
+  std::vector<uint64_t> out;
+  for (int n = from; n <= to; ++n)
+    out.push_back(id(n));
+  return out;
 }
 
 } // namespace btcstream::test

@@ -21,7 +21,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace btcstream::test {
@@ -121,6 +123,40 @@ struct fixture {
 
 /// A valid update at `start_ms + offset_ms` with id = its timestamp.
 update make_update(int64_t offset_ms, double price);
+
+/// A broadcaster and a buffer (the real ones), with helpers to store update
+/// number n (id and ts = start_ms + n, price 1000 + n) and to connect
+/// recording clients.
+struct core_fixture : fixture {
+  explicit core_fixture(size_t capacity = 100);
+
+  /// Stores update n and runs everything it causes.
+  void publish(int n);
+  /// Sends update n to the buffer without running anything.
+  void send_update(int n);
+  /// Spawns a connection writing to `sink`, without running it.
+  connection_actor spawn_connection(resume_point from,
+                                    std::shared_ptr<recording_sink> sink);
+  /// Spawns a connection with a fresh sink and runs it.
+  std::pair<connection_actor, std::shared_ptr<recording_sink>>
+  connect(resume_point from);
+  /// Runs exactly one job of `who`.
+  template<class Handle>
+  void step(const Handle& who) {
+    if (!sched->prioritize(who))
+      throw std::logic_error("no job for this actor");
+    sched->run_once();
+  }
+
+  /// A resume point after `id`, as a client would give it.
+  static resume_point after(uint64_t id);
+  /// The id of update n, and of updates from..to.
+  static uint64_t id(int n) { return static_cast<uint64_t>(start_ms + n); }
+  static std::vector<uint64_t> ids(int from, int to);
+
+  broadcaster_actor b;
+  buffer_actor buf;
+};
 
 /// Sends a request from a throwaway actor, runs the system, and returns the
 /// reply (or nothing on error).

@@ -19,38 +19,6 @@ uint64_t value(const std::atomic<uint64_t>& a) {
   return a.load();
 }
 
-struct core_fixture : fixture {
-  broadcaster_actor b;
-  buffer_actor buf;
-
-  explicit core_fixture(size_t capacity = 100) {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
-    buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock, stats));
-    run();
-  }
-
-  void publish(int n) {
-    caf::anon_send(buf, atom::publish_v, make_update(n, 1000 + n));
-    run();
-  }
-
-  std::shared_ptr<recording_sink> connect(resume_point r) {
-    auto sink = std::make_shared<recording_sink>();
-    stop_at_end(sys->spawn(connection, sink, std::move(r), b, buf,
-                           caf::timespan{10s}, size_t{100}, stats));
-    run();
-    return sink;
-  }
-
-  static resume_point after(uint64_t id) {
-    resume_point r;
-    r.what = resume_point::kind::after_id;
-    r.id = id;
-    r.given = std::to_string(id);
-    return r;
-  }
-};
-
 } // namespace
 
 TEST_CASE("published events, buffer entries and the last price follow the "
@@ -69,7 +37,7 @@ TEST_CASE("replayed and gap events count what resuming clients got") {
   core_fixture f{3};
   for (int n = 1; n <= 5; ++n)
     f.publish(n);
-  f.connect(core_fixture::after(static_cast<uint64_t>(start_ms + 3)));
+  f.connect(core_fixture::after(core_fixture::id(3)));
   CHECK_EQ(value(f.stats->replayed_events), 2u); // 4 and 5
   CHECK_EQ(value(f.stats->gap_events), 0u);
   f.connect(core_fixture::after(1)); // long gone: a gap, then 3 to 5
@@ -95,8 +63,8 @@ TEST_CASE("a fan-out is timed once every connection has handed the frame "
 TEST_CASE("live connection actors are counted, and a shutdown closes their "
           "streams as such") {
   core_fixture f;
-  auto s1 = f.connect(resume_point{});
-  auto s2 = f.connect(resume_point{});
+  auto s1 = f.connect(resume_point{}).second;
+  auto s2 = f.connect(resume_point{}).second;
   CHECK_EQ(f.stats->connection_actors.load(), 2);
   caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
   f.run();
@@ -107,7 +75,7 @@ TEST_CASE("live connection actors are counted, and a shutdown closes their "
 
 TEST_CASE("a core failure closes streams as errors") {
   core_fixture f;
-  auto s = f.connect(resume_point{});
+  auto s = f.connect(resume_point{}).second;
   caf::anon_send_exit(f.b, caf::exit_reason::kill);
   f.run();
   CHECK_EQ(s->closed_with, std::optional<end_cause>{end_cause::error});

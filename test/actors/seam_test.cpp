@@ -16,60 +16,23 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct core_fixture : fixture {
-  broadcaster_actor b;
-  buffer_actor buf;
+/// One client resuming after update n, recorded in `sink`.
+struct seam_fixture : core_fixture {
   std::shared_ptr<recording_sink> sink = std::make_shared<recording_sink>();
   connection_actor conn;
 
-  core_fixture() {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
-    buf = stop_at_end(sys->spawn(buffer, size_t{100}, 1h, b, clock, stats));
-    run();
-  }
-
-  /// Stores update number n (id = start_ms + n) and runs it through.
-  void publish_now(int n) {
-    send_update(n);
-    run();
-  }
-  /// Sends update number n to the buffer without running anything.
-  void send_update(int n) {
-    caf::anon_send(buf, atom::publish_v, make_update(n, 1000 + n));
-  }
   /// Spawns the connection without running it.
-  void connect_after(int n) {
-    resume_point r;
-    r.what = resume_point::kind::after_id;
-    r.id = id(n);
-    r.given = std::to_string(r.id);
-    conn = stop_at_end(sys->spawn(connection, sink, r, b, buf,
-                                  caf::timespan{10s}, size_t{100}, stats));
-  }
-  /// Runs exactly one job of `who`.
-  template<class Handle>
-  void step(const Handle& who) {
-    REQUIRE(sched->prioritize(who));
-    sched->run_once();
-  }
-
-  static uint64_t id(int n) { return static_cast<uint64_t>(start_ms + n); }
-  static std::vector<uint64_t> ids(int from, int to) {
-    std::vector<uint64_t> out;
-    for (int n = from; n <= to; ++n)
-      out.push_back(id(n));
-    return out;
-  }
+  void connect_after(int n) { conn = spawn_connection(after(id(n)), sink); }
 };
 
 } // namespace
 
 TEST_CASE("seam: an update stored before the subscription comes in the "
           "history") {
-  core_fixture f;
+  seam_fixture f;
   for (int n = 1; n <= 3; ++n)
-    f.publish_now(n);
-  f.publish_now(4); // fully through before the client subscribes
+    f.publish(n);
+  f.publish(4); // fully through before the client subscribes
   f.connect_after(1);
   f.run();
   CHECK_EQ(f.sink->ids(), f.ids(2, 4));
@@ -78,9 +41,9 @@ TEST_CASE("seam: an update stored before the subscription comes in the "
 
 TEST_CASE("seam: a live update arriving while the history is awaited is "
           "held and released once, after the history") {
-  core_fixture f;
+  seam_fixture f;
   for (int n = 1; n <= 3; ++n)
-    f.publish_now(n);
+    f.publish(n);
   f.connect_after(1);
   f.step(f.conn); // init: subscribe → broadcaster
   f.step(f.b);    // ack upto = 3 → connection
@@ -92,27 +55,27 @@ TEST_CASE("seam: a live update arriving while the history is awaited is "
   CHECK(f.sink->frames.empty());
   f.run(); // history reply [2, 3], then the held 4
   CHECK_EQ(f.sink->ids(), f.ids(2, 4));
-  f.publish_now(5);
+  f.publish(5);
   CHECK_EQ(f.sink->ids(), f.ids(2, 5));
 }
 
 TEST_CASE("seam: a live update after the history reply is forwarded live") {
-  core_fixture f;
+  seam_fixture f;
   for (int n = 1; n <= 3; ++n)
-    f.publish_now(n);
+    f.publish(n);
   f.connect_after(1);
   f.run();
   CHECK_EQ(f.sink->ids(), f.ids(2, 3));
-  f.publish_now(4);
+  f.publish(4);
   CHECK_EQ(f.sink->ids(), f.ids(2, 4));
   CHECK(f.sink->live.back());
 }
 
 TEST_CASE("seam: a client that already has an update the broadcaster had not "
           "yet forwarded does not get it twice") {
-  core_fixture f;
+  seam_fixture f;
   for (int n = 1; n <= 3; ++n)
-    f.publish_now(n);
+    f.publish(n);
   // The client resumes from 4, which it got elsewhere (another node).
   f.connect_after(4);
   f.step(f.conn); // subscribe → broadcaster
@@ -121,7 +84,7 @@ TEST_CASE("seam: a client that already has an update the broadcaster had not "
   f.step(f.buf); // 4 stored before the history query
   f.step(f.b);   // live 4 → connection, held behind the ack
   f.run();       // history(after 4, upto 3): end_id 4, so the held 4 is dropped
-  f.publish_now(5);
+  f.publish(5);
   CHECK_EQ(f.sink->ids(), f.ids(5, 5));
   CHECK_EQ(f.sink->frames.size(), 1u); // no gap event either
 }
@@ -130,14 +93,14 @@ TEST_CASE("seam: every interleaving of two live updates with the resume is "
           "exactly once and in order") {
   for (uint64_t seed = 1; seed <= 300; ++seed) {
     CAPTURE(seed);
-    core_fixture f;
+    seam_fixture f;
     for (int n = 1; n <= 3; ++n)
-      f.publish_now(n);
+      f.publish(n);
     f.connect_after(1);
     f.send_update(4);
     f.send_update(5);
     f.run_shuffled(seed);
-    f.publish_now(6);
+    f.publish(6);
     REQUIRE_EQ(f.sink->ids(), f.ids(2, 6));
     REQUIRE_EQ(f.sink->frames.size(), 5u);
   }
