@@ -154,20 +154,17 @@ void http_session::handle() {
   case route_kind::info:
     respond(info_response(rq, opts));
     return;
-  case route_kind::metrics: {
-    string_response res{http::status::ok, version};
-    add_common_headers(res, opts);
-    res.set(http::field::content_type,
-            "text/plain; version=0.0.4; charset=utf-8");
-    res.set(http::field::cache_control, "no-store");
-    res.body()
-        = render_metrics(*ctx_->stats, ctx_->sse_clients.load(),
-                         system_wall_clock{}.now_ms(), read_process_stats());
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    respond(std::move(res));
+  case route_kind::metrics:
+    // A round trip through the core first: the buffer drops what outlived
+    // its TTL, so its gauges are current even when nobody reads it.
+    ctx_->services->health(reply_later<bool>([rq, ctx = ctx_](auto& opts,
+                                                              auto&) {
+      return metrics_response(
+          render_metrics(*ctx->stats, ctx->sse_clients.load(),
+                         system_wall_clock{}.now_ms(), read_process_stats()),
+          rq, opts);
+    }));
     return;
-  }
   case route_kind::price:
     ctx_->services->latest(
         reply_later<std::optional<update>>([rq](auto& opts, auto& latest) {

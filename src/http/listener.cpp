@@ -59,8 +59,8 @@ void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {
     // Out of descriptors (or another transient failure): back off briefly,
     // the pending connection stays in the backlog.
     if (!accept_failing_)
-      log(log_level::warn, "listener cannot accept (backing off): "
-                             + ec.message());
+      log(log_level::warn,
+          "listener cannot accept (backing off): " + ec.message());
     accept_failing_ = true;
     backoff_.expires_after(std::chrono::milliseconds{100});
     backoff_.async_wait([self = shared_from_this()](error_code ec) {

@@ -91,6 +91,19 @@ string_response ready_response(const std::optional<update>& latest,
   return json_answer(http::status::ok, j.dump(), rq, o);
 }
 
+string_response metrics_response(std::string text, const rest_request& rq,
+                                 const server_options& o) {
+  string_response res{http::status::ok, rq.version};
+  add_common_headers(res, o);
+  res.set(http::field::content_type,
+          "text/plain; version=0.0.4; charset=utf-8");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = std::move(text);
+  res.keep_alive(rq.keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
 since_choice prices_since(std::optional<std::string_view> raw, int64_t now_ms) {
   since_choice c;
   if (!raw)

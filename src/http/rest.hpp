@@ -39,6 +39,10 @@ string_response ready_response(const std::optional<update>& latest,
                                bool draining, int64_t now_ms,
                                const rest_request& rq, const server_options& o);
 
+/// /metrics: the Prometheus text exposition `text`.
+string_response metrics_response(std::string text, const rest_request& rq,
+                                 const server_options& o);
+
 /// The `since` of /api/v1/prices: nothing when absent; an error text for a
 /// 400 when malformed or more than a day in the future.
 struct since_choice {
