@@ -80,7 +80,7 @@ private:
   std::function<void(fetch_result)> done_;
   /// The last TLS session, offered on reconnects for a short handshake.
   std::unique_ptr<SSL_SESSION, void (*)(SSL_SESSION*)> tls_session_{
-    nullptr, SSL_SESSION_free};
+      nullptr, SSL_SESSION_free};
   bool connected_ = false; // a kept-alive connection is open
   bool reused_ = false;    // the request in flight runs on a reused one
   bool stopped_ = false;
