@@ -11,7 +11,8 @@ import sys
 import time
 import unittest
 
-from client import FRAME_RE, SseStream, StreamCollector, http_request
+from client import (FRAME_RE, RawConnection, SseStream, StreamCollector,
+                    build_request, http_request)
 from fake_upstream import FakeUpstream
 from service import Service
 
@@ -92,6 +93,15 @@ class ServiceCase(unittest.TestCase):
                              % svc.log_path)
 
     # -- clients -----------------------------------------------------------
+
+    def open_non_reader(self, svc):
+        """A /stream client that never reads, with a tiny window (SO_RCVBUF)
+        and tiny segments (TCP_MAXSEG) so that the server's socket fills after
+        some 15 KB."""
+        conn = RawConnection(svc.port, rcvbuf=1024, mss=88)
+        self.addCleanup(conn.close)
+        conn.send(build_request("GET", "/stream"))
+        return conn
 
     def open_stream(self, svc, target="/stream", headers=(), **kwargs):
         stream = SseStream.open(svc.port, target, headers, **kwargs)

@@ -36,11 +36,6 @@ def server_side_state(server_port, client_port):
 class SlowClientTest(ServiceCase):
     interval = "10ms"  # ~9 KB/s of frames
 
-    def start_non_reader(self, svc):
-        conn = RawConnection(svc.port, rcvbuf=1024, mss=88)
-        self.addCleanup(conn.close)
-        conn.send(build_request("GET", "/stream"))
-        return conn
 
     def wait_server_closed(self, svc, conn, timeout):
         deadline = time.monotonic() + timeout
@@ -89,7 +84,7 @@ class SlowClientTest(ServiceCase):
         svc = self.start_service(up, "--client-queue", "4KiB",
                                  "--stall-timeout", "10min")
         ref = self.collect(svc)
-        conn = self.start_non_reader(svc)
+        conn = self.open_non_reader(svc)
         self.wait_server_closed(svc, conn, timeout=20)
         last = self.drain(conn)
         self.check_resume_loses_nothing(svc, ref, last)
@@ -99,7 +94,7 @@ class SlowClientTest(ServiceCase):
         up = self.start_upstream()
         svc = self.start_service(up, "--stall-timeout", "1s")
         ref = self.collect(svc)
-        conn = self.start_non_reader(svc)
+        conn = self.open_non_reader(svc)
         self.wait_server_closed(svc, conn, timeout=15)
         last = self.drain(conn)
         self.check_resume_loses_nothing(svc, ref, last)

@@ -12,13 +12,11 @@ import datetime
 import json
 import re
 import socket
-import subprocess
 import time
 import unittest
 
 import prom
 from case import ServiceCase
-from client import RawConnection, build_request
 from service import Service, ServiceError
 
 KEY = "LOGSECRET987"
@@ -34,35 +32,14 @@ def parse_ts(text):
 
 class FixedPortService(Service):
     """A Service on a port chosen here: at --log-level warn or error there
-    is no `listening on` line to read the port from."""
+    is no `listening on` line to read the port from (Service.start then
+    only waits for the port to accept)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.port = prom.free_port()
         i = self.args.index("--listen")
         self.args[i + 1] = "127.0.0.1:%d" % self.port
-
-    def start(self, timeout=10.0):
-        self._log = open(self.log_path, "wb")
-        self._log.write(("$ %s\n" % " ".join(self.args)).encode())
-        self._log.flush()
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=self._log,
-                                     env=self.env)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise ServiceError("btcstream exited with %s:\n%s"
-                                   % (self.proc.returncode, self.log()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ServiceError("port %d never accepted:\n%s"
-                                       % (self.port, self.log()))
-                time.sleep(0.02)
 
 
 class LogCase(ServiceCase):
@@ -118,13 +95,6 @@ class LogCase(ServiceCase):
                 svc.port = prom.free_port()
                 i = svc.args.index("--listen")
                 svc.args[i + 1] = "127.0.0.1:%d" % svc.port
-
-    def slow_consumer(self, svc):
-        """A client that never reads, dropped at a 4 KiB --client-queue."""
-        conn = RawConnection(svc.port, rcvbuf=1024, mss=88)
-        self.addCleanup(conn.close)
-        conn.send(build_request("GET", "/stream"))
-        return conn
 
     def stop(self, svc):
         self.assertEqual(svc.stop(), 0)
@@ -217,7 +187,7 @@ class LevelTest(LogCase):
                                     "--max-clients", "2", "--api-key", KEY,
                                     log_level="warn")
         ref = self.open_ok_stream(svc)
-        self.slow_consumer(svc)
+        self.open_non_reader(svc)
         self.wait_until(lambda: "drops a client" in svc.log(), 20,
                         "the slow consumer's drop")
         self.assertEqual(self.request(svc, "GET", "/stream?since=x").status,

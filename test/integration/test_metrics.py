@@ -279,11 +279,6 @@ class ClientMetricsTest(MetricsCase):
 class SlowConsumerMetricsTest(MetricsCase):
     interval = "10ms"  # ~9 KB/s of frames
 
-    def non_reader(self, svc):
-        conn = RawConnection(svc.port, rcvbuf=1024, mss=88)
-        self.addCleanup(conn.close)
-        conn.send(build_request("GET", "/stream"))
-        return conn
 
     def check_dropped_once(self, svc, conn, ref, timeout):
         deadline = time.monotonic() + timeout
@@ -312,14 +307,14 @@ class SlowConsumerMetricsTest(MetricsCase):
         svc = self.start_service(up, "--client-queue", "4KiB",
                                  "--stall-timeout", "10min")
         ref = self.collect(svc)
-        conn = self.non_reader(svc)
+        conn = self.open_non_reader(svc)
         self.check_dropped_once(svc, conn, ref, 20)
 
     def test_stalled_past_stall_timeout_counts_one_slow_consumer(self):
         up = self.start_upstream()
         svc = self.start_service(up, "--stall-timeout", "1s")
         ref = self.collect(svc)
-        conn = self.non_reader(svc)
+        conn = self.open_non_reader(svc)
         self.check_dropped_once(svc, conn, ref, 15)
 
 
