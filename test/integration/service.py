@@ -79,6 +79,10 @@ class Service:
             self.args += ["--shutdown-grace", grace]
         if upstream_url is not None:
             self.args += ["--upstream-url", upstream_url]
+        # Run the whole suite under other settings, e.g.
+        # BTCSTREAM_TEST_EXTRA_FLAGS="--io-threads 2" (only flags no test
+        # sets itself: the binary refuses a flag given twice).
+        self.args += os.environ.get("BTCSTREAM_TEST_EXTRA_FLAGS", "").split()
         self.args += list(flags)
         Service._serial += 1
         self.log_path = os.path.join(
