@@ -25,7 +25,6 @@ caf::actor_clock::time_point from_ms(const fetcher_state& st, int64_t ms) {
 }
 
 void skip(fetcher_state& st) {
-  ++st.skipped;
   st.stats->upstream_skipped_ticks.fetch_add(1, std::memory_order_relaxed);
 }
 

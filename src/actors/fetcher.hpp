@@ -52,8 +52,6 @@ struct fetcher_state {
   uint64_t last_id = 0;
   /// The last timestamp assigned (unix ms), 0 if none.
   int64_t last_ts = 0;
-  /// Ticks skipped: a request in flight, a pause, or a stalled scheduler.
-  uint64_t skipped = 0;
 
   static inline const char* name = "fetcher";
 };

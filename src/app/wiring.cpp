@@ -66,8 +66,6 @@ std::optional<fs::path> find_web_root(const std::string& configured) {
     auto p = fs::canonical(c, ec);
     if (!ec && fs::is_directory(p, ec))
       return p;
-    if (!configured.empty())
-      break;
   }
   return std::nullopt;
 }
@@ -217,12 +215,10 @@ int run_service(const config& given) {
     if (code == 0 && cfg.shutdown_grace.count() > 0)
       std::this_thread::sleep_for(cfg.shutdown_grace);
 
-    // Shutdown: stop accepting, end the core actors (connections follow
-    // through their monitors and close their sinks), wait for every actor
-    // while the Asio threads still run, then let sessions flush and close.
+    // Shutdown: end the core actors (connections follow through their
+    // monitors and close their sinks), wait for every actor while the Asio
+    // threads still run, then let sessions flush and close.
     stopping = true;
-    ctx->draining = true;
-    lst->stop();
     signals.cancel();
     client->stop();
     for (auto& h :

@@ -36,12 +36,10 @@ random_source& thread_random() {
 http_session::http_session(asio::ip::tcp::socket&& socket,
                            std::shared_ptr<server_context> ctx)
     : stream_(std::move(socket)), ctx_(std::move(ctx)) {
-  ctx_->http_connections.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats->http_sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
 http_session::~http_session() {
-  ctx_->http_connections.fetch_sub(1, std::memory_order_relaxed);
   ctx_->stats->http_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -146,7 +144,7 @@ void http_session::handle() {
   auto& opts = ctx_->opts;
   switch (kind) {
   case route_kind::stream:
-    serve_stream(head_only);
+    serve_stream(*t, head_only);
     return;
   case route_kind::static_file:
     serve_file(*file, head_only);
@@ -200,16 +198,15 @@ void http_session::handle() {
   }
 }
 
-void http_session::serve_stream(bool head_only) {
+void http_session::serve_stream(const target& t, bool head_only) {
   auto& req = parser_->get();
   auto version = req.version();
   auto keep_alive = req.keep_alive();
   std::optional<std::string_view> last_event_id;
   if (auto i = req.find("Last-Event-ID"); i != req.end())
     last_event_id = std::string_view{i->value().data(), i->value().size()};
-  auto t = parse_target(to_std(req.target()));
   auto choice
-      = choose_resume_point(last_event_id, *t, system_wall_clock{}.now_ms());
+      = choose_resume_point(last_event_id, t, system_wall_clock{}.now_ms());
   if (!choice.point) {
     ctx_->stats->count_rejection(reject_reason::bad_request);
     log(log_level::warn, "http session rejects a stream: " + choice.error);
@@ -228,9 +225,8 @@ void http_session::serve_stream(bool head_only) {
     unavailable("server is shutting down");
     return;
   }
-  std::ostringstream header;
-  header << stream_header(version, ctx_->opts);
   if (head_only) {
+    // The stream's header fields, no body: nothing to frame, so no chunking.
     string_response res{http::status::ok, version};
     for (auto& f : stream_header(version, ctx_->opts))
       res.set(f.name_string(), f.value());
@@ -253,6 +249,8 @@ void http_session::serve_stream(bool head_only) {
       "http session opens a stream from "
           + (choice.point->given.empty() ? std::string{"the latest update"}
                                          : choice.point->given));
+  std::ostringstream header;
+  header << stream_header(version, ctx_->opts);
   auto sse = std::make_shared<sse_session>(stream_.release_socket(), ctx_,
                                            version >= 11);
   sse->start(header.str(), encode_retry(std::chrono::milliseconds{retry}),

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/query.hpp"
 #include "http/responses.hpp"
 #include "http/router.hpp"
 #include "http/server_context.hpp"
@@ -34,7 +35,7 @@ private:
   void do_read();
   void on_read(boost::beast::error_code ec, size_t n);
   void handle();
-  void serve_stream(bool head_only);
+  void serve_stream(const target& t, bool head_only);
   void serve_file(const std::filesystem::path& file, bool head_only);
   void respond(string_response res);
 

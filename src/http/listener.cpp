@@ -75,8 +75,8 @@ void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {
   }
   auto session = std::make_shared<http_session>(std::move(socket), ctx_);
   // The new session counts itself: more than the bound means one too many.
-  if (ctx_->http_connections.load(std::memory_order_relaxed)
-      > ctx_->opts.max_http_connections)
+  auto open = ctx_->stats->http_sessions.load(std::memory_order_relaxed);
+  if (open > static_cast<int64_t>(ctx_->opts.max_http_connections))
     session->reject_busy();
   else
     session->run();

@@ -53,8 +53,6 @@ struct server_context {
   std::shared_ptr<stream_port> streams;
   /// Answers REST and health queries (the actor side).
   std::shared_ptr<service_port> services;
-  /// Connections that are not (yet) streams.
-  std::atomic<uint64_t> http_connections{0};
   /// Every metric (relaxed atomics).
   std::shared_ptr<metrics> stats = std::make_shared<metrics>();
   /// SSE clients currently connected (for --max-clients).

@@ -20,6 +20,15 @@ namespace {
 constexpr std::string_view crlf = "\r\n";
 constexpr std::string_view last_chunk = "0\r\n\r\n";
 
+/// The buffers of the batch not yet written, as a buffer sequence that
+/// views `bufs_` instead of copying it (this runs for every write).
+struct unsent {
+  const asio::const_buffer* first;
+  const asio::const_buffer* last;
+  const asio::const_buffer* begin() const { return first; }
+  const asio::const_buffer* end() const { return last; }
+};
+
 /// The sink the connection actor writes to. A weak pointer, so the actor
 /// never keeps a socket alive (chat-multi's broadcast).
 class session_sink final : public frame_sink {
@@ -133,9 +142,8 @@ void sse_session::flush() {
       return;
     }
     error_code ec;
-    auto first = bufs_.begin() + static_cast<std::ptrdiff_t>(next_buf_);
     auto n = socket_.write_some(
-        std::vector<asio::const_buffer>(first, bufs_.end()), ec);
+        unsent{bufs_.data() + next_buf_, bufs_.data() + bufs_.size()}, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       wait_writable();
       return;
