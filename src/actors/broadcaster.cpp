@@ -22,6 +22,15 @@ void forget(broadcaster_state& st, const caf::actor_addr& who) {
   st.subscribers.pop_back();
 }
 
+/// `send(c, atom::live_v, stored)` with a prebuilt message, which typed
+/// send() cannot take. `msg` must hold exactly (atom::live, stored), the
+/// connection interface's live message.
+void send_shared(caf::local_actor* self, const connection_actor& c,
+                 const caf::message& msg) {
+  caf::actor_cast<caf::abstract_actor*>(c)->eq_impl(
+      caf::make_message_id(), self->ctrl(), self->context(), msg);
+}
+
 } // namespace
 
 broadcaster_actor::behavior_type
@@ -48,12 +57,15 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         st.last_traffic = self->clock().now();
         if (st.subscribers.empty())
           return;
-        // One probe per fan-out, shared by every receiver's message.
+        // One probe per fan-out, and one message for every receiver: CAF
+        // messages are immutable and reference counted, so each receiver
+        // gets only its own mailbox element, not a copy of the update.
         stored out = s;
         out.probe = std::make_shared<fanout_probe>(st.subscribers.size(),
                                                    s.stored_ns, st.stats.get());
+        auto msg = caf::make_message(atom::live_v, std::move(out));
         for (auto& c : st.subscribers)
-          self->send(c, atom::live_v, out);
+          send_shared(self, c, msg);
       },
       // Subscribes a connection, from the connection itself.
       [self](atom::subscribe, const connection_actor& c) -> uint64_t {

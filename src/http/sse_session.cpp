@@ -8,7 +8,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include <cstdio>
+#include <charconv>
+#include <stdexcept>
 
 namespace btcstream {
 
@@ -55,12 +56,20 @@ private:
   std::weak_ptr<sse_session> session_;
 };
 
+sse_session::strand strand_of(asio::ip::tcp::socket& s) {
+  auto ex = s.get_executor();
+  if (auto* st = ex.target<sse_session::strand>())
+    return *st;
+  throw std::invalid_argument("sse_session needs a socket on a strand");
+}
+
 } // namespace
 
 sse_session::sse_session(asio::ip::tcp::socket socket,
                          std::shared_ptr<server_context> ctx, bool chunked)
     : socket_(std::move(socket)),
-      stall_timer_(socket_.get_executor()),
+      strand_(strand_of(socket_)),
+      stall_timer_(strand_),
       ctx_(std::move(ctx)),
       chunked_(chunked) {
   ctx_->stats->sse_sessions.fetch_add(1, std::memory_order_relaxed);
@@ -87,14 +96,14 @@ void sse_session::start(std::string header, std::string retry,
 }
 
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
-  asio::post(socket_.get_executor(), [self = shared_from_this(),
-                                      f = std::move(f), stored_ns]() mutable {
+  asio::post(strand_, [self = shared_from_this(), f = std::move(f),
+                       stored_ns]() mutable {
     self->enqueue(std::move(f), true, stored_ns);
   });
 }
 
 void sse_session::post_replay(std::vector<frame_ptr> fs) {
-  asio::post(socket_.get_executor(),
+  asio::post(strand_,
              [self = shared_from_this(), fs = std::move(fs)]() mutable {
                if (self->finished_ || self->closing_)
                  return;
@@ -105,7 +114,7 @@ void sse_session::post_replay(std::vector<frame_ptr> fs) {
 }
 
 void sse_session::post_close(end_cause why) {
-  asio::post(socket_.get_executor(), [self = shared_from_this(), why] {
+  asio::post(strand_, [self = shared_from_this(), why] {
     if (!self->closing_)
       self->close_cause_ = why;
     self->closing_ = true;
@@ -193,10 +202,13 @@ bool sse_session::next_batch() {
   for (auto& i : queue_)
     total += i.frame->size();
   if (chunked_) {
-    auto len = std::snprintf(chunk_head_.data(), chunk_head_.size(), "%zx\r\n",
-                             total);
-    bufs_.emplace_back(
-        asio::buffer(chunk_head_.data(), static_cast<size_t>(len)));
+    // "<hex size>\r\n"; to_chars, not snprintf: this runs for every write.
+    auto* end = chunk_head_.data() + chunk_head_.size();
+    auto* p = std::to_chars(chunk_head_.data(), end - 2, total, 16).ptr;
+    *p++ = '\r';
+    *p++ = '\n';
+    bufs_.emplace_back(asio::buffer(
+        chunk_head_.data(), static_cast<size_t>(p - chunk_head_.data())));
   }
   batch_.reserve(queue_.size());
   for (auto& i : queue_) {

@@ -4,8 +4,10 @@
 #include "core/query.hpp"
 #include "http/server_context.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <array>
 #include <chrono>
@@ -24,8 +26,12 @@ namespace btcstream {
 /// side (`post_*`) may be called from any thread.
 class sse_session : public std::enable_shared_from_this<sse_session> {
 public:
+  /// The executor of every socket the listener accepts.
+  using strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+
   /// Takes a slot already counted in `ctx->sse_clients`; gives it back when
-  /// destroyed.
+  /// destroyed. Throws std::invalid_argument unless the socket runs on a
+  /// `strand`.
   sse_session(boost::asio::ip::tcp::socket socket,
               std::shared_ptr<server_context> ctx, bool chunked);
   ~sse_session();
@@ -61,6 +67,7 @@ private:
   void finish(session_state s);
 
   boost::asio::ip::tcp::socket socket_;
+  strand strand_; // the socket's, typed: posts skip the type-erased executor
   boost::asio::steady_timer stall_timer_;
   std::shared_ptr<server_context> ctx_;
   bool chunked_;

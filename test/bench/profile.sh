@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Per-step profile of the fan-out path: btcstream runs under callgrind, N
+# sse_load clients connect, the counters are zeroed once all are connected
+# and dumped when the clients have seen E events. Instruction counts are
+# repeatable whatever else the machine does; they cover user space only (the
+# kernel's socket writes are not in them: perf shows those, see
+# docs/performance.md). Loopback only; stops everything it starts.
+#
+#   test/bench/profile.sh [BTCSTREAM_BINARY [N]]   (build/btcstream, 500)
+#
+# Environment: EVENTS (10), SSE_LOAD (build/test/bench/sse_load),
+# BTCSTREAM_ARGS (extra server flags), OUT (keeps callgrind.out there).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bin=${1:-build/btcstream}
+n=${2:-500}
+events=${EVENTS:-10}
+sse_load=${SSE_LOAD:-build/test/bench/sse_load}
+[[ -x $bin && -x $sse_load ]] || {
+  echo "profile.sh: need $bin and $sse_load (meson compile -C build)" >&2
+  exit 2
+}
+command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 2; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+upstream_port=$(free_port)
+work=$(mktemp -d /tmp/btcstream-profile.XXXXXX)
+pids=()
+cleanup() {
+  local rc=$? pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 2
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if ((rc != 0)); then
+    echo "profile.sh: failed ($rc); logs kept in $work" >&2
+    tail -n 20 "$work"/*.log >&2 || true
+  elif [[ -z ${OUT:-} ]]; then
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+metric() { # value of an unlabelled metric, 0 while unreachable
+  curl -s --noproxy '*' --max-time 5 "http://127.0.0.1:$port/metrics" \
+    | awk -v m="$1" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+tick="http://127.0.0.1:$upstream_port/index/cc/v1/latest/tick?market=ccix&instruments=BTC-USD"
+python3 test/integration/fake_upstream.py --port "$upstream_port" \
+  >"$work/upstream.log" 2>&1 &
+pids+=($!)
+
+# shellcheck disable=SC2086 # BTCSTREAM_ARGS is a list of flags
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+  --dump-instr=no --collect-systime=no \
+  "$bin" --listen "127.0.0.1:$port" --upstream-url "$tick" --interval 1s \
+  --max-clients 19000 ${BTCSTREAM_ARGS:-} >"$work/btcstream.log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
+for _ in $(seq 120); do
+  (($(metric btcstream_events_published_total | cut -d. -f1) > 0)) && break
+  sleep 0.5
+done
+
+timeout -s INT -k 10 300 "$sse_load" --host 127.0.0.1 --port "$port" \
+  --clients "$n" --rate 200 --sources 4 --events "$events" --duration 240 \
+  >"$work/sse_load.out" &
+load_pid=$!
+for _ in $(seq 240); do
+  (($(metric btcstream_sse_clients | cut -d. -f1) >= n)) && break
+  sleep 0.5
+done
+callgrind_control -z "$server_pid" >/dev/null
+wait "$load_pid"
+callgrind_control -d "$server_pid" >/dev/null
+sleep 1
+
+delivered=$(grep -o '"events_in_phase":[0-9]*' "$work/sse_load.out" | cut -d: -f2)
+dump=$(ls -t "$work"/callgrind.out.* | head -1)
+echo "profile.sh: $n clients, $delivered events delivered while counting"
+callgrind_annotate --inclusive=yes --threshold=100 "$dump" >"$work/inclusive.txt" 2>/dev/null
+python3 - "$work/inclusive.txt" "$delivered" <<'EOF'
+import re, sys
+# Steps of one delivered event, by the function whose inclusive count is the
+# step's cost; callgrind sums over every thread.
+steps = [
+    ("total, all threads", r"PROGRAM TOTALS"),
+    ("CAF workers (all actor work)", r"caf::scheduler::worker<[^>]*>::run\(\)"),
+    ("  broadcaster: fan-out loop", r"btcstream::broadcaster\(.*atom_constant<\(caf::atom_value\)69675774307885>"),
+    ("  CAF: mailbox enqueue + schedule", r"caf::scheduled_actor::enqueue\(std::unique_ptr"),
+    ("  connection actor: live handler", r"btcstream::connection\(.*atom_constant<\(caf::atom_value\)264695530>, btcstream::stored const&\)"),
+    ("    session: post to the strand", r"btcstream::sse_session::post_live\("),
+    ("io thread: Asio handlers", r"boost::asio::detail::scheduler::do_run_one\("),
+    ("  session: enqueue + write", r"btcstream::sse_session::enqueue\("),
+    ("    libc sendmsg (user side)", r":sendmsg \["),
+    ("malloc", r":malloc \["),
+    ("free", r":free \["),
+]
+delivered = int(sys.argv[2] or 0)
+text = open(sys.argv[1]).read().splitlines()
+def count(pattern):
+    best = 0
+    for line in text:
+        m = re.match(r"\s*([\d,]+)\s", line)
+        if m and re.search(pattern, line):
+            best = max(best, int(m.group(1).replace(",", "")))
+    return best
+print(f"{'step':40s} {'instructions/event':>20s}")
+for name, pat in steps:
+    c = count(pat)
+    print(f"{name:40s} {c / delivered if delivered else float('nan'):20.0f}")
+EOF
