@@ -66,7 +66,9 @@ po::options_description options() {
     ("log-format", s("text"), "text or json (one object per line)")
     ("redis", s("none"), "redis://host:port enables cluster mode")
     ("io-threads", s("1"), "Asio threads (benchmark before changing)")
-    ("actor-threads", s("2"), "CAF scheduler threads");
+    ("actor-threads", s("2"), "CAF scheduler threads")
+    ("actor-policy", s("sharing"),
+     "CAF scheduler: sharing or stealing (benchmark before changing)");
   // clang-format on
   return d;
 }
@@ -219,6 +221,14 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
       count_of(vm, "io-threads", defaults::io_threads, 1, 64));
   c.actor_threads = static_cast<unsigned>(
       count_of(vm, "actor-threads", defaults::actor_threads, 1, 64));
+  auto policy = get(vm, "actor-policy").value_or("sharing");
+  if (policy == "sharing")
+    c.work_stealing = false;
+  else if (policy == "stealing")
+    c.work_stealing = true;
+  else
+    throw bad_value{"--actor-policy: expected sharing or stealing, got '"
+                    + policy + "'"};
   return c;
 }
 
@@ -296,7 +306,8 @@ std::string describe(const config& c) {
      << " max_http_connections=" << c.max_http_connections
      << " shutdown_grace=" << ms_text(c.shutdown_grace)
      << " cors_origin=" << c.cors_origin << " io_threads=" << c.io_threads
-     << " actor_threads=" << c.actor_threads;
+     << " actor_threads=" << c.actor_threads
+     << " actor_policy=" << (c.work_stealing ? "stealing" : "sharing");
   return os.str();
 }
 

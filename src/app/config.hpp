@@ -42,6 +42,9 @@ struct config {
   bool healthcheck = false;
   unsigned io_threads = 1;
   unsigned actor_threads = 2;
+  /// `--actor-policy stealing`: CAF's work-stealing scheduler instead of
+  /// work sharing (for benchmarks: see docs/performance.md).
+  bool work_stealing = false;
 };
 
 /// The outcome of reading the command line and environment: a config to run,

@@ -123,8 +123,10 @@ int run_service(const config& given) {
   {
     caf::actor_system_config sys_cfg;
     // Work sharing: one message to 50,000 actors in ~50 ms instead of
-    // seconds with 0.17's work stealing (platform-facts.md).
-    sys_cfg.set("scheduler.policy", caf::atom("sharing"));
+    // seconds with 0.17's work stealing (platform-facts.md,
+    // docs/performance.md).
+    sys_cfg.set("scheduler.policy", cfg.work_stealing ? caf::atom("stealing")
+                                                      : caf::atom("sharing"));
     sys_cfg.set("scheduler.max-threads",
                 static_cast<size_t>(cfg.actor_threads));
     sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));

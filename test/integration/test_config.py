@@ -19,7 +19,7 @@ DESIGN_FLAGS = ["--listen", "--interval", "--history-ttl", "--history-max",
                 "--client-queue", "--stall-timeout", "--max-clients",
                 "--cors-origin", "--redis", "--log-format", "--log-level",
                 "--io-threads", "--actor-threads"]
-NEW_FLAGS = ["--shutdown-grace", "--max-http-connections"]
+NEW_FLAGS = ["--shutdown-grace", "--max-http-connections", "--actor-policy"]
 
 LOCAL_URL = "http://127.0.0.1:9/index/cc/v1/latest/tick"
 
@@ -32,6 +32,7 @@ BAD_VALUES = [
     ("--upstream-url", "ftp://x"), ("--log-level", "loud"),
     ("--io-threads", "0"), ("--max-clients", "0"),
     ("--api-key-file", "/nonexistent"), ("--upstream-ca", "/nonexistent"),
+    ("--actor-policy", "random"),
 ]
 
 # One bad value per flag, given through the environment instead.
@@ -45,6 +46,7 @@ BAD_ENV = [
     ("--log-format", "xml"), ("--log-level", "loud"),
     ("--io-threads", "0"), ("--actor-threads", "0"),
     ("--shutdown-grace", "abc"), ("--max-http-connections", "0"),
+    ("--actor-policy", "fifo"),
 ]
 
 
