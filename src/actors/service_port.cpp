@@ -89,6 +89,10 @@ public:
                std::move(done));
   }
 
+  int64_t running_actors() const override {
+    return static_cast<int64_t>(sys_.registry().running());
+  }
+
 private:
   caf::actor_system& sys_;
   fetcher_actor fetcher_;

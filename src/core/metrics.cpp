@@ -275,13 +275,14 @@ std::string render_metrics(const metrics& m, uint64_t sse_clients,
                  + "\",code=\"" + code + "\"");
     }
   header(out, "btcstream_live_objects", "gauge",
-         "Live SSE sessions, HTTP sessions and connection actors.");
+         "Live SSE sessions, HTTP sessions, connection actors and actors.");
   sample(out, "btcstream_live_objects", get(m.sse_sessions),
          "kind=\"sse_session\"");
   sample(out, "btcstream_live_objects", get(m.http_sessions),
          "kind=\"http_session\"");
   sample(out, "btcstream_live_objects", get(m.connection_actors),
          "kind=\"connection_actor\"");
+  sample(out, "btcstream_live_objects", get(m.actors), "kind=\"actor\"");
   header(out, "btcstream_build_info", "gauge", "Version of this build.");
   sample(out, "btcstream_build_info", 1, "version=\"" BTCSTREAM_VERSION "\"");
   header(out, "process_resident_memory_bytes", "gauge",

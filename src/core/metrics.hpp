@@ -89,6 +89,8 @@ struct metrics {
   std::atomic<int64_t> sse_sessions{0};
   std::atomic<int64_t> http_sessions{0};
   std::atomic<int64_t> connection_actors{0};
+  // Every actor of the actor system, set when /metrics is rendered.
+  std::atomic<int64_t> actors{0};
 
   void count_disconnect(disconnect_reason r) {
     sse_disconnects[static_cast<size_t>(r)].fetch_add(

@@ -28,6 +28,9 @@ struct service_port {
   /// A round trip through the fetcher, the buffer and the broadcaster:
   /// true when all three answered in time.
   virtual void health(std::function<void(bool)> done) = 0;
+
+  /// Actors running in the core now, of every kind (a live-object count).
+  virtual int64_t running_actors() const = 0;
 };
 
 } // namespace btcstream

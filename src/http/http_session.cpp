@@ -157,6 +157,8 @@ void http_session::handle() {
     // its TTL, so its gauges are current even when nobody reads it.
     ctx_->services->health(reply_later<bool>([rq, ctx = ctx_](auto& opts,
                                                               auto&) {
+      ctx->stats->actors.store(ctx->services->running_actors(),
+                               std::memory_order_relaxed);
       return metrics_response(
           render_metrics(*ctx->stats, ctx->sse_clients.load(),
                          system_wall_clock{}.now_ms(), read_process_stats()),

@@ -55,6 +55,9 @@ FAMILIES = {
 ONLY_WITH_A_PRICE = {"btcstream_last_price_age_seconds",
                      "btcstream_last_price_usd",
                      "btcstream_buffer_oldest_age_seconds"}
+# The fetcher, the buffer and the broadcaster: btcstream_live_objects
+# "actor" count without clients (each stream adds its connection actor).
+CORE_ACTORS = 3
 REASONS = ("client_closed", "slow_consumer", "shutdown", "error")
 REJECT_REASONS = ("max_clients", "bad_request")
 OUTCOMES = ("ok", "http_error", "timeout", "invalid", "rate_limited",
@@ -177,7 +180,7 @@ class ExpositionTest(MetricsCase):
         self.assertEqual(self.http_requests(s), {})
         self.assertEqual(s.by_label("btcstream_live_objects", "kind"),
                          {"sse_session": 0, "http_session": 1,
-                          "connection_actor": 0})
+                          "connection_actor": 0, "actor": CORE_ACTORS})
         version = self.get_json(svc, "/api/v1/info")["version"]
         self.assertEqual(s.series("btcstream_build_info"),
                          {frozenset({("version", version)}): 1})
@@ -239,7 +242,7 @@ class ClientMetricsTest(MetricsCase):
         s = self.wait_scrape(svc, lambda s: None if s.by_label(
             "btcstream_live_objects", "kind") == {
                 "sse_session": n, "http_session": 1,
-                "connection_actor": n} else "live objects %r" % s.by_label(
+                "connection_actor": n, "actor": CORE_ACTORS + n} else "live objects %r" % s.by_label(
                     "btcstream_live_objects", "kind"))
         self.assertEqual(s.value("btcstream_sse_clients"), n)
         self.assertEqual(s.value("btcstream_sse_connections_total"), n)
@@ -263,7 +266,8 @@ class ClientMetricsTest(MetricsCase):
         s = self.wait_scrape(svc, lambda s: None if (
             s.value("btcstream_sse_clients") == 0
             and s.by_label("btcstream_live_objects", "kind") == {
-                "sse_session": 0, "http_session": 1, "connection_actor": 0})
+                "sse_session": 0, "http_session": 1, "connection_actor": 0,
+                "actor": CORE_ACTORS})
             else "clients %r, live objects %r" % (
                 s.value("btcstream_sse_clients"),
                 s.by_label("btcstream_live_objects", "kind")))
