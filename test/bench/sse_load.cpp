@@ -1,7 +1,9 @@
-// sse_load: a single-threaded load client for btcstream's `GET /stream`.
-// Opens N SSE connections at a fixed rate, waits until every connected client
-// has seen E new events (or the duration ends) and reports errors, latency,
-// fan-out spread, ordering and CPU cost. See README.md in this directory.
+// sse_load: a single-threaded load client for SSE streams (btcstream's
+// `GET /stream`, nginx+nchan). Opens N SSE connections at a fixed rate, waits
+// until every connected client has seen E new events (or the duration ends)
+// and reports errors, latency, fan-out spread, ordering and CPU cost; some
+// clients can stall, reconnect like EventSource, or come and go (churn). See
+// README.md in this directory.
 #include <boost/asio.hpp>
 
 #include <netinet/in.h>
@@ -17,10 +19,14 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <queue>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -37,18 +43,39 @@ double number(const options& o, const char* name) {
   return std::stod(o.at(name));
 }
 
-/// Why a client never reached a 200 response head.
+/// Why a client never reached a 200 response head (or, for churn, its first
+/// event).
 enum error_kind { refused, timeout, reset, bad_status, other, n_kinds };
 const char* const kind_names[]
     = {"refused", "timeout", "reset", "status", "other"};
 
-enum class phase { idle, connecting, head, body, done };
+/// waiting: a steady client between two streams (reconnect pending);
+/// stalled: reads nothing after its 200 head; draining: the final check of a
+/// stalled client.
+enum class phase {
+  idle,
+  connecting,
+  head,
+  body,
+  waiting,
+  stalled,
+  draining,
+  done
+};
+
+/// steady clients are measured; stall clients stop reading; churn clients are
+/// short-lived extra connections in reusable slots.
+enum class role { steady, stall, churn };
 
 struct client {
   explicit client(asio::io_context& io) : sock(io) {}
   tcp::socket sock;
+  role kind = role::steady;
   phase state = phase::idle;
-  bool got_200 = false;
+  unsigned gen = 0; // connection attempt; handlers of older ones do nothing
+  size_t index = 0; // in the steady clients
+  uint32_t source = 0;
+  bool got_200 = false, resuming = false, gave_up = false;
   steady::time_point started;
   char buf[2048];
   std::string head; // response head until the empty line
@@ -57,10 +84,15 @@ struct client {
   size_t chunk_left = 0;
   std::string size_line; // partial chunk-size line
   std::string line;      // partial SSE line
-  uint64_t id = 0;       // fields of the SSE event being parsed
-  bool has_id = false;
-  std::string data;
-  uint64_t last_id = 0;
+  uint64_t id = 0;       // fields of the SSE event being parsed: id as key
+  bool has_id = false, id_field = false;
+  std::string raw_id, data;
+  std::string last_raw;     // the last id as sent, for Last-Event-ID
+  long retry_ms = -1;       // the last `retry:`, -1 if none
+  std::string request;      // of a reconnect (with Last-Event-ID)
+  uint64_t last_id = 0;     // key of the last event, across reconnects
+  uint64_t replay_upto = 0; // ids up to here on this stream are replays,
+  double resumed_ms = 0;    // and so are events older than its head
   int events = 0, new_events = 0, dups = 0, out_of_order = 0;
 };
 
@@ -74,36 +106,43 @@ struct metric {
 };
 
 struct id_stat {
-  steady::time_point first, last;
-  size_t receivers = 0;
+  steady::time_point first, last; // of live (not replayed) receipts
+  size_t receivers = 0, live = 0;
 };
 
-/// VmRSS (kB) and utime + stime (s) of a process; rss_kb 0 if unreadable.
+/// VmRSS (kB) and utime + stime (s), summed over processes; a process that
+/// cannot be read (gone) counts as 0 and in `missing`.
 struct proc_sample {
   long rss_kb = 0;
-  double cpu_s = NAN;
+  double cpu_s = 0;
+  int missing = 0;
 };
 
-proc_sample sample_proc(long pid) {
+proc_sample sample_procs(const std::vector<long>& pids) {
   proc_sample s;
-  if (pid <= 0)
-    return s;
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string l; std::getline(status, l);)
-    if (l.compare(0, 6, "VmRSS:") == 0)
-      s.rss_kb = std::atol(l.c_str() + 6);
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string l;
-  std::getline(stat, l);
-  auto paren = l.rfind(')'); // after the command name, which may hold anything
-  unsigned long ut, st;      // fields 14 and 15 of proc(5)
-  if (paren != l.npos
-      && std::sscanf(l.c_str() + paren + 1,
-                     " %*c%*d%*d%*d%*d%*d%*u%*u%*u%*u%*u"
-                     "%lu%lu",
-                     &ut, &st)
-             == 2)
-    s.cpu_s = static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
+  for (long pid : pids) {
+    long rss = 0;
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string l; std::getline(status, l);)
+      if (l.compare(0, 6, "VmRSS:") == 0)
+        rss = std::atol(l.c_str() + 6);
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string l;
+    std::getline(stat, l);
+    auto paren = l.rfind(')'); // after the command name, which may hold any
+    unsigned long ut, st;      // fields 14 and 15 of proc(5)
+    if (!rss || paren == l.npos
+        || std::sscanf(l.c_str() + paren + 1,
+                       " %*c%*d%*d%*d%*d%*d%*u%*u%*u%*u%*u"
+                       "%lu%lu",
+                       &ut, &st)
+               != 2) {
+      ++s.missing;
+      continue;
+    }
+    s.rss_kb += rss;
+    s.cpu_s += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
+  }
   return s;
 }
 
@@ -120,17 +159,58 @@ double secs(steady::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-/// The `"timestamp":"2026-11-26T18:45:17.123Z"` of a data line in unix ms.
+double unix_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// An event id as an ordering key: `1764191000123` is itself; nchan's
+/// `S:T`, `S:[T]` or `S:T1,[T2],...` (several tags: the bracketed one, else
+/// the first) is S * 1000000 + T.
+bool parse_id(const std::string& s, uint64_t& key) {
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
+    return false;
+  char* end = nullptr;
+  uint64_t sec = std::strtoull(s.c_str(), &end, 10);
+  if (*end == '\0')
+    return key = sec, true;
+  if (*end != ':')
+    return false;
+  long tag = -1;
+  for (const char* p = end + 1; true; ++p) {
+    bool bracket = *p == '[';
+    p += bracket;
+    long t = std::strtol(p, &end, 10);
+    if (end == p || (bracket && *end != ']'))
+      return false;
+    if (tag == -1 || bracket)
+      tag = t;
+    p = end + bracket;
+    if (*p == '\0')
+      break;
+    if (*p != ',')
+      return false;
+  }
+  if (tag < 0 || tag >= 1000000)
+    return false;
+  key = sec * 1000000 + static_cast<uint64_t>(tag);
+  return true;
+}
+
+/// The `"timestamp":"2026-11-26T18:45:17.123Z"` of a data line in unix ms
+/// (blanks around the colon allowed).
 bool parse_timestamp(const std::string& data, double& ms) {
-  static const std::string key = "\"timestamp\":\"";
+  static const std::string key = "\"timestamp\"";
   auto pos = data.find(key);
+  if (pos != data.npos)
+    pos = data.find_first_not_of(" :", pos + key.size());
   std::tm t{};
   int frac = 0, a = 0, b = 0;
-  if (pos == data.npos
-      || std::sscanf(data.c_str() + pos + key.size(),
-                     "%4d-%2d-%2dT%2d:%2d:%2d.%n%d%n", &t.tm_year, &t.tm_mon,
-                     &t.tm_mday, &t.tm_hour, &t.tm_min, &t.tm_sec, &a, &frac,
-                     &b)
+  if (pos == data.npos || data[pos] != '"'
+      || std::sscanf(data.c_str() + pos + 1, "%4d-%2d-%2dT%2d:%2d:%2d.%n%d%n",
+                     &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
+                     &t.tm_sec, &a, &frac, &b)
              < 7)
     return false;
   t.tm_year -= 1900;
@@ -154,57 +234,120 @@ std::string num(double v, int prec = 3) {
   return std::isfinite(v) ? b : "null";
 }
 
+std::vector<long> pid_list(const std::string& s) {
+  std::vector<long> pids;
+  for (size_t pos = 0; pos <= s.size();) {
+    auto comma = std::min(s.find(',', pos), s.size());
+    auto part = s.substr(pos, comma - pos);
+    char* end = nullptr;
+    long pid = std::strtol(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || pid < 0)
+      throw std::invalid_argument("--server-pid: expected P[,P...]");
+    if (pid > 0)
+      pids.push_back(pid);
+    pos = comma + 1;
+  }
+  return pids;
+}
+
 class load {
 public:
   load(asio::io_context& io, const options& o)
       : opt_(o),
         io_(io),
         tick_(io),
+        start_timer_(io),
         signals_(io, SIGINT, SIGTERM),
         endpoint_(asio::ip::make_address(opt_.at("host")),
                   static_cast<unsigned short>(number(opt_, "port"))) {
-    for (size_t i = 0; i < clients_n_; ++i)
+    for (size_t i = 0; i < clients_n_; ++i) {
       clients_.push_back(std::make_unique<client>(io_));
+      auto& c = *clients_.back();
+      c.index = i;
+      c.source = 0x7f000000u + source_base_ + i % sources_;
+      auto x = static_cast<double>(i); // stall clients spread evenly
+      if (std::floor((x + 1) * stall_) > std::floor(x * stall_))
+        c.kind = role::stall;
+    }
   }
 
   void start() {
-    srv_[0] = sample_proc(server_pid_);
     t_[0] = steady::now();
-    cpu_[0] = own_cpu_s();
-    signals_.async_wait([this](error_code, int) {
-      finish();
+    wait_signal();
+    if (start_at_ms_ <= 0)
+      return begin();
+    start_timer_.expires_at(std::chrono::system_clock::time_point(
+        std::chrono::milliseconds(start_at_ms_)));
+    start_timer_.async_wait([this](error_code ec) {
+      if (!ec)
+        begin();
     });
-    on_tick();
   }
 
   void report();
 
 private:
-  /// Every 5 ms: start due connects, expire slow ones, end phases.
+  void wait_signal() {
+    signals_.async_wait([this](error_code ec, int) {
+      if (ec)
+        return;
+      if (finished_)
+        return io_.stop(); // a second signal ends the check of stalls
+      finish();
+      wait_signal();
+    });
+  }
+
+  void begin() {
+    srv_[0] = sample_procs(server_pids_);
+    t_[0] = steady::now();
+    cpu_[0] = own_cpu_s();
+    on_tick();
+  }
+
+  /// Every 5 ms: start due connects and reconnects, pace churn, expire slow
+  /// clients, sample the server, end phases.
   void on_tick() {
+    if (finished_)
+      return;
     auto now = steady::now();
     double elapsed = secs(now - t_[0]);
     auto due = std::min(clients_n_, static_cast<size_t>(rate_ * elapsed) + 1);
-    while (launched_ < due)
+    while (launched_ < due) {
+      ++pending_;
       do_connect(*clients_[launched_++]);
-    if (!events_phase_ && now >= next_sweep_) {
+    }
+    while (!reconnect_at_.empty() && reconnect_at_.top().first <= now) {
+      auto& c = *clients_[reconnect_at_.top().second];
+      reconnect_at_.pop();
+      if (c.state == phase::waiting)
+        do_connect(c);
+    }
+    if (now >= next_sweep_) {
       next_sweep_ = now + std::chrono::milliseconds(250);
-      for (size_t i = 0; i < launched_; ++i) {
-        auto& c = *clients_[i];
-        if ((c.state == phase::connecting || c.state == phase::head)
-            && secs(now - c.started) > connect_timeout_)
-          fail(c, timeout, "no response head in time");
+      sweep(now);
+    }
+    if (!server_pids_.empty() && now >= next_rss_) {
+      next_rss_ = now + std::chrono::seconds(1);
+      auto s = sample_procs(server_pids_);
+      if (events_phase_)
+        rss_max_ = std::max(rss_max_, s.rss_kb);
+    }
+    if (!events_phase_ && launched_ == clients_n_ && pending_ == 0)
+      begin_events(now);
+    bool churning = false; // a finite --churn-for holds the end
+    if (events_phase_ && churn_ > 0) {
+      double t = std::min(secs(now - t_[1]), churn_for_);
+      auto n = static_cast<size_t>(std::ceil(churn_ * t));
+      while (churn_due_ < n) {
+        ++churn_due_;
+        open_churn();
       }
+      churning = std::isfinite(churn_for_)
+                 && (t < churn_for_ || churners_.size() > churn_free_.size());
     }
-    if (!events_phase_ && launched_ == clients_n_ && pending_ == 0) {
-      events_phase_ = true; // sample before any event of the new phase
-      t_[1] = now;
-      cpu_[1] = own_cpu_s();
-      srv_[1] = sample_proc(server_pid_);
-      open_at_connected_ = alive_;
-      baseline_ = max_seen_; // ids up to here were not fanned out to all
-    }
-    if (elapsed >= duration_ || (events_phase_ && clients_done_ >= alive_))
+    if (elapsed >= duration_
+        || (events_phase_ && clients_done_ >= alive_ && !churning))
       return finish();
     tick_.expires_after(std::chrono::milliseconds(5));
     tick_.async_wait([this](error_code ec) {
@@ -213,12 +356,65 @@ private:
     });
   }
 
+  void begin_events(steady::time_point now) {
+    events_phase_ = true; // sample before any event of the new phase
+    t_[1] = now;
+    cpu_[1] = own_cpu_s();
+    srv_[1] = sample_procs(server_pids_);
+    rss_max_ = srv_[1].rss_kb;
+    open_at_connected_ = alive_ + stalled_;
+    baseline_ = max_seen_; // ids up to here were not fanned out to all
+    if (ready_file_.empty())
+      return;
+    auto tmp = ready_file_ + ".tmp"; // renamed: readers never see half
+    std::ofstream(tmp) << static_cast<long long>(unix_ms()) << "\n";
+    if (std::rename(tmp.c_str(), ready_file_.c_str()) != 0)
+      std::fprintf(stderr, "sse_load: cannot write %s\n", ready_file_.c_str());
+  }
+
+  /// Connects and heads that take too long, churn clients over 5 s.
+  void sweep(steady::time_point now) {
+    for (size_t i = 0; i < launched_; ++i) {
+      auto& c = *clients_[i];
+      if ((c.state == phase::connecting || c.state == phase::head)
+          && secs(now - c.started) > connect_timeout_)
+        fail(c, timeout, "no response head in time");
+    }
+    for (auto& c : churners_)
+      if (c->state != phase::done && secs(now - c->started) > 5)
+        fail(*c, timeout, "no first event within 5 s");
+  }
+
+  void open_churn() {
+    client* c = nullptr;
+    if (!churn_free_.empty()) {
+      c = churn_free_.back();
+      churn_free_.pop_back();
+    } else if (churners_.size() < churn_slots_) {
+      churners_.push_back(std::make_unique<client>(io_));
+      c = churners_.back().get();
+      c->kind = role::churn;
+    } else {
+      ++churn_skipped_; // every slot busy: the server is that slow
+      return;
+    }
+    c->source = 0x7f000000u + source_base_ + churn_opened_++ % sources_;
+    do_connect(*c);
+  }
+
   void do_connect(client& c) {
-    error_code ec;
     c.state = phase::connecting;
     c.started = steady::now();
-    ++pending_;
-    auto source = 0x7f000001u + launched_ % sources_; // round robin from .1
+    c.head.clear();
+    c.chunked = false;
+    c.chunk_state = 0;
+    c.chunk_left = 0;
+    c.size_line.clear();
+    c.line.clear();
+    c.has_id = c.id_field = false;
+    c.data.clear();
+    auto gen = ++c.gen;
+    error_code ec;
     c.sock.open(tcp::v4(), ec);
     // Choose the source port at connect(): each address pair has ~28k.
     using no_port
@@ -226,19 +422,22 @@ private:
                                                IP_BIND_ADDRESS_NO_PORT>;
     if (!ec)
       c.sock.set_option(no_port(true), ec);
+    if (!ec && c.kind == role::stall) // the smallest window the kernel allows
+      c.sock.set_option(asio::socket_base::receive_buffer_size(1), ec);
     if (!ec)
-      c.sock.bind({asio::ip::address_v4(source), 0}, ec);
+      c.sock.bind({asio::ip::address_v4(c.source), 0}, ec);
     if (ec)
       return fail(c, other, ec.message());
-    c.sock.async_connect(endpoint_, [this, &c](error_code ec) {
-      if (c.state != phase::connecting)
+    c.sock.async_connect(endpoint_, [this, &c, gen](error_code ec) {
+      if (c.gen != gen || c.state != phase::connecting)
         return;
       if (ec)
         return fail(c, kind_of(ec), ec.message());
       c.state = phase::head;
-      asio::async_write(c.sock, asio::buffer(request_),
-                        [this, &c](error_code ec, size_t) {
-                          if (ec && c.state == phase::head)
+      const std::string& req = c.request.empty() ? request_ : c.request;
+      asio::async_write(c.sock, asio::buffer(req),
+                        [this, &c, gen](error_code ec, size_t) {
+                          if (ec && c.gen == gen && c.state == phase::head)
                             fail(c, kind_of(ec), ec.message());
                         });
       do_read(c);
@@ -255,20 +454,65 @@ private:
     return rst ? reset : other;
   }
 
-  /// Ends a client that never reached a 200 response head.
-  void fail(client& c, error_kind k, const std::string& what) {
-    if (errors_[k]++ == 0)
-      first_error_[k] = what;
-    --pending_;
-    close(c);
+  void note(size_t (&counts)[n_kinds], error_kind k, const char* who,
+            const std::string& what) {
+    if (counts[k]++ == 0)
+      first_errors_.emplace_back(std::string(who) + kind_names[k], what);
   }
 
-  /// Ends a client after its 200 head: server closed, or bad framing.
-  void drop(client& c) {
+  /// Ends a connection attempt that never reached a 200 head (for churn:
+  /// its first event).
+  void fail(client& c, error_kind k, const std::string& what) {
+    close(c);
+    if (c.kind == role::churn) {
+      note(churn_errors_, k, "churn ", what);
+      return churn_free_.push_back(&c);
+    }
+    if (!c.resuming) {
+      --pending_;
+      return note(errors_, k, "", what);
+    }
+    note(reconnect_errors_, k, "reconnect ", what);
+    if (k == bad_status) // EventSource gives up on a non-200 answer
+      give_up(c);
+    else
+      schedule_reconnect(c);
+  }
+
+  /// The server ended a stream after its 200 head (resumable), or its
+  /// framing was bad.
+  void end_stream(client& c, bool resumable) {
+    if (c.kind == role::churn)
+      return fail(c, resumable ? reset : other,
+                  resumable ? "stream ended before an event"
+                            : "bad chunk framing");
     ++dropped_;
+    protocol_errors_ += !resumable;
+    close(c);
+    if (reconnect_ && resumable)
+      schedule_reconnect(c);
+    else
+      give_up(c);
+  }
+
+  void give_up(client& c) {
+    c.gave_up = true;
     --alive_;
     clients_done_ -= c.new_events >= events_;
-    close(c);
+  }
+
+  /// Like EventSource: after the last `retry:` (3 s if none, at most 10 s),
+  /// with `Last-Event-ID` once an id was seen.
+  void schedule_reconnect(client& c) {
+    c.state = phase::waiting;
+    c.resuming = true;
+    long ms = c.retry_ms < 0 ? 3000 : std::min(c.retry_ms, 10000L);
+    c.request = "GET " + path_ + " HTTP/1.1\r\nHost: x\r\n" + accept_;
+    if (last_event_id_ && !c.last_raw.empty())
+      c.request += "Last-Event-ID: " + c.last_raw + "\r\n";
+    c.request += "\r\n";
+    reconnect_at_.emplace(steady::now() + std::chrono::milliseconds(ms),
+                          c.index);
   }
 
   void close(client& c) {
@@ -278,24 +522,23 @@ private:
   }
 
   void do_read(client& c) {
-    c.sock.async_read_some(
-        asio::buffer(c.buf), [this, &c](error_code ec, size_t n) {
-          if (c.state == phase::done)
-            return;
-          if (ec && c.state == phase::head)
-            return fail(c, kind_of(ec), ec.message());
-          if (ec)
-            return drop(c);
-          now_ = steady::now(); // one receive time per read
-          now_sys_ms_ = std::chrono::duration<double, std::milli>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-          if (c.state == phase::head ? head(c, n) : body(c, c.buf, n))
-            do_read(c);
-        });
+    auto gen = c.gen;
+    c.sock.async_read_some(asio::buffer(c.buf), [this, &c, gen](error_code ec,
+                                                                size_t n) {
+      if (c.gen != gen || (c.state != phase::head && c.state != phase::body))
+        return;
+      if (ec && c.state == phase::head)
+        return fail(c, kind_of(ec), ec.message());
+      if (ec)
+        return end_stream(c, true);
+      now_ = steady::now(); // one receive time per read
+      now_sys_ms_ = unix_ms();
+      if (c.state == phase::head ? head(c, n) : body(c, c.buf, n))
+        do_read(c);
+    });
   }
 
-  /// Collects the response head; false when the client was closed.
+  /// Collects the response head; false when the client stops reading.
   bool head(client& c, size_t n) {
     c.head.append(c.buf, n);
     auto end = c.head.find("\r\n\r\n");
@@ -315,9 +558,23 @@ private:
     std::string rest = c.head.substr(end + 4);
     std::string().swap(c.head);
     c.state = phase::body;
-    c.got_200 = true;
-    --pending_;
-    ++alive_;
+    if (c.kind != role::churn)
+      c.got_200 = true;
+    if (c.kind == role::stall) { // reads nothing more until the end
+      --pending_;
+      ++stalled_;
+      c.state = phase::stalled;
+      return false;
+    }
+    if (c.resuming) {
+      c.resuming = false;
+      ++reconnects_;
+      c.replay_upto = max_seen_;
+      c.resumed_ms = now_sys_ms_;
+    } else if (c.kind == role::steady) {
+      --pending_;
+      ++alive_;
+    }
     return body(c, rest.data(), rest.size());
   }
 
@@ -333,14 +590,13 @@ private:
         c.size_line.append(p, take);
         if (c.size_line.size() > 64
             || !std::isxdigit(static_cast<unsigned char>(c.size_line[0]))) {
-          ++protocol_errors_;
-          drop(c);
+          end_stream(c, false);
         } else if (nl) {
           c.chunk_left = std::strtoul(c.size_line.c_str(), nullptr, 16);
           c.size_line.clear();
           c.chunk_state = 1;
           if (c.chunk_left == 0)
-            drop(c); // the last chunk: the server ended the stream
+            end_stream(c, true); // the last chunk: the server ended it
         }
       } else { // chunk data, then its CRLF (skipped)
         take = std::min(n, c.chunk_left);
@@ -359,7 +615,7 @@ private:
 
   /// Splits the event stream into lines.
   void sse(client& c, const char* p, size_t n) {
-    while (n > 0) {
+    while (n > 0 && c.state == phase::body) {
       auto nl = static_cast<const char*>(std::memchr(p, '\n', n));
       size_t take = nl ? static_cast<size_t>(nl - p) + 1 : n;
       c.line.append(p, nl ? take - 1 : take);
@@ -375,10 +631,14 @@ private:
     l.swap(c.line);
     if (!l.empty() && l.back() == '\r')
       l.pop_back();
-    if (l.empty()) {                   // dispatch
-      if (c.has_id && !c.data.empty()) // a gap event has no id
-        on_event(c);
-      c.has_id = false;
+    if (l.empty()) { // dispatch
+      if (c.id_field)
+        c.last_raw = c.raw_id; // EventSource keeps it for Last-Event-ID
+      if (c.kind == role::churn && (c.id_field || !c.data.empty()))
+        churn_done(c);
+      else if (c.kind != role::churn && c.has_id && !c.data.empty())
+        on_event(c); // a gap event has no id
+      c.has_id = c.id_field = false;
       c.data.clear();
       return;
     }
@@ -387,12 +647,25 @@ private:
     size_t v = colon == l.npos ? l.size() : colon + 1;
     v += v < l.size() && l[v] == ' ';
     if (field == "id") {
-      char* end = nullptr;
-      c.id = std::strtoull(l.c_str() + v, &end, 10);
-      c.has_id = v < l.size() && *end == '\0';
+      c.raw_id = l.substr(v);
+      c.id_field = true;
+      c.has_id = parse_id(c.raw_id, c.id);
     } else if (field == "data") {
       c.data.append(l, v, l.npos);
-    } // comments (empty field), `retry` and `event` are ignored
+    } else if (field == "retry" && v < l.size() && l.size() - v < 10
+               && l.find_first_not_of("0123456789", v) == l.npos) {
+      c.retry_ms = std::stol(l.substr(v));
+    } // comments (empty field) and `event` are ignored
+  }
+
+  /// A churn client is done: it closes like a browser tab.
+  void churn_done(client& c) {
+    ++churn_ok_;
+    error_code ec; // read what is there, so that close() sends FIN, not RST
+    while (!ec && c.sock.available(ec) > 0)
+      c.sock.read_some(asio::buffer(c.buf), ec);
+    close(c);
+    churn_free_.push_back(&c);
   }
 
   void on_event(client& c) {
@@ -407,15 +680,22 @@ private:
     if (!events_phase_ || c.id <= baseline_)
       return;
     auto& s = ids_[c.id];
-    if (s.receivers++ == 0)
+    ++s.receivers;
+    clients_done_ += ++c.new_events == events_;
+    double ts = 0;
+    bool has_ts = parse_timestamp(c.data, ts);
+    // Resent after a reconnect: not a live delivery.
+    if (c.id <= c.replay_upto || (has_ts && ts < c.resumed_ms)) {
+      ++events_replayed_;
+      return;
+    }
+    if (s.live++ == 0)
       s.first = now_;
     s.last = now_;
-    double ts = 0;
-    if (parse_timestamp(c.data, ts))
+    if (has_ts)
       latencies_.push_back(now_sys_ms_ - ts);
     else
       ++bad_timestamps_;
-    clients_done_ += ++c.new_events == events_;
   }
 
   void finish() {
@@ -424,12 +704,51 @@ private:
     finished_ = true;
     t_[2] = steady::now();
     cpu_[2] = own_cpu_s();
-    srv_[2] = sample_proc(server_pid_);
+    srv_[2] = sample_procs(server_pids_);
     if (!events_phase_)
       t_[1] = t_[2], cpu_[1] = cpu_[2];
-    for (auto& c : clients_)
+    else
+      rss_max_ = std::max(rss_max_, srv_[2].rss_kb);
+    start_timer_.cancel();
+    for (auto& c : clients_) {
+      open_at_end_ += c->kind == role::steady && c->state == phase::body;
+      if (c->state != phase::stalled) {
+        close(*c);
+      } else {
+        c->state = phase::draining;
+        ++draining_;
+        error_code ignored; // a wider window (at most 64 KiB: no scaling)
+        c->sock.set_option(asio::socket_base::receive_buffer_size(1 << 20),
+                           ignored);
+        drain(*c);
+      }
+    }
+    for (auto& c : churners_)
       close(*c);
-    io_.stop();
+    if (draining_ == 0)
+      return io_.stop();
+    tick_.expires_after(std::chrono::seconds(3)); // then the rest is open
+    tick_.async_wait([this](error_code ec) {
+      if (!ec)
+        io_.stop();
+    });
+  }
+
+  /// Reads a stalled client's backlog (up to the server's whole send
+  /// buffer): EOF or an error means the server closed it.
+  void drain(client& c) {
+    // One thread reads: all drains share one buffer, the data is dropped.
+    c.sock.async_read_some(asio::buffer(drain_buf_), [this, &c](error_code ec,
+                                                                size_t) {
+      if (ec == asio::error::operation_aborted || c.state != phase::draining)
+        return;
+      if (!ec)
+        return drain(c);
+      ++stall_closed_;
+      close(c);
+      if (--draining_ == 0)
+        io_.stop();
+    });
   }
 
   const options opt_;
@@ -439,23 +758,49 @@ private:
   const double duration_ = number(opt_, "duration");
   const double connect_timeout_ = number(opt_, "connect-timeout");
   const unsigned sources_ = std::stoul(opt_.at("sources"));
+  const unsigned source_base_ = std::stoul(opt_.at("source-base"));
   const int events_ = std::stoi(opt_.at("events"));
-  const long server_pid_ = std::stol(opt_.at("server-pid"));
+  const std::vector<long> server_pids_ = pid_list(opt_.at("server-pid"));
+  const double stall_ = number(opt_, "stall");
+  const bool reconnect_ = number(opt_, "reconnect") != 0;
+  const bool last_event_id_ = number(opt_, "last-event-id") != 0;
+  const double churn_ = number(opt_, "churn");
+  const double churn_for_ = number(opt_, "churn-for");
+  const size_t churn_slots_
+      = std::max<size_t>(1, static_cast<size_t>(std::ceil(churn_ * 5)));
+  const std::string path_ = opt_.at("path");
+  const std::string ready_file_ = opt_.at("ready-file");
+  const long long start_at_ms_ = std::stoll(opt_.at("start-at"));
   asio::steady_timer tick_;
+  asio::system_timer start_timer_;
   asio::signal_set signals_;
   tcp::endpoint endpoint_;
-  const std::string request_ = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
-  std::vector<std::unique_ptr<client>> clients_;
+  const std::string accept_ = "Accept: text/event-stream\r\n"; // for nchan
+  const std::string request_
+      = "GET " + path_ + " HTTP/1.1\r\nHost: x\r\n" + accept_ + "\r\n";
+  std::vector<std::unique_ptr<client>> clients_, churners_;
+  std::vector<client*> churn_free_;
+  std::priority_queue<std::pair<steady::time_point, size_t>,
+                      std::vector<std::pair<steady::time_point, size_t>>,
+                      std::greater<>>
+      reconnect_at_; // (when, client index)
   size_t launched_ = 0, pending_ = 0, alive_ = 0, clients_done_ = 0;
-  size_t open_at_connected_ = 0, dropped_ = 0, protocol_errors_ = 0;
-  size_t errors_[n_kinds] = {}, events_in_phase_ = 0, bad_timestamps_ = 0;
-  std::string first_error_[n_kinds];
+  size_t open_at_connected_ = 0, open_at_end_ = 0, dropped_ = 0;
+  size_t protocol_errors_ = 0, reconnects_ = 0, events_replayed_ = 0;
+  size_t errors_[n_kinds] = {}, reconnect_errors_[n_kinds] = {};
+  size_t events_in_phase_ = 0, bad_timestamps_ = 0;
+  size_t stalled_ = 0, stall_closed_ = 0, draining_ = 0;
+  size_t churn_due_ = 0, churn_opened_ = 0, churn_ok_ = 0, churn_skipped_ = 0;
+  size_t churn_errors_[n_kinds] = {};
+  std::vector<std::pair<std::string, std::string>> first_errors_;
   bool events_phase_ = false, finished_ = false;
   uint64_t max_seen_ = 0, baseline_ = 0;
   std::unordered_map<uint64_t, id_stat> ids_;
   std::vector<double> latencies_;
-  steady::time_point now_, next_sweep_;
+  std::vector<char> drain_buf_ = std::vector<char>(65536);
+  steady::time_point now_, next_sweep_, next_rss_;
   double now_sys_ms_ = 0;
+  long rss_max_ = 0;
   // Index 0: start, 1: all clients connected, 2: end.
   steady::time_point t_[3];
   double cpu_[3] = {};
@@ -464,35 +809,69 @@ private:
 
 void load::report() {
   std::vector<double> per_client, spreads;
-  size_t connected = 0, dups = 0, ooo = 0, bad_clients = 0;
+  std::vector<uint64_t> keys;
+  size_t connected = 0, dups = 0, ooo = 0, bad_clients = 0, missing = 0;
+  for (auto& [id, s] : ids_)
+    keys.push_back(id);
+  std::sort(keys.begin(), keys.end());
   for (auto& c : clients_) {
     if (!c->got_200)
       continue;
     ++connected;
+    if (c->kind != role::steady)
+      continue;
     per_client.push_back(c->events);
     dups += c->dups;
     ooo += c->out_of_order;
     bad_clients += c->dups + c->out_of_order > 0;
+    // Ids of the event phase up to its last one that it never got.
+    auto upto = std::upper_bound(keys.begin(), keys.end(), c->last_id);
+    auto got = static_cast<size_t>(c->new_events);
+    if (!c->gave_up)
+      missing += std::max(got, static_cast<size_t>(upto - keys.begin())) - got;
   }
   size_t min_recv = ids_.empty() ? 0 : SIZE_MAX;
   for (auto& [id, s] : ids_) {
-    spreads.push_back(1000 * secs(s.last - s.first));
+    if (s.live > 0)
+      spreads.push_back(1000 * secs(s.last - s.first));
     min_recv = std::min(min_recv, s.receivers);
   }
   double wall = secs(t_[2] - t_[0]);
   double cpu_pct = 100 * (cpu_[2] - cpu_[0]) / wall;
   double ev_wall = secs(t_[2] - t_[1]); // too short a phase says nothing
   double ev_cpu_pct = ev_wall < 0.5 ? NAN : 100 * (cpu_[2] - cpu_[1]) / ev_wall;
-  bool srv = srv_[0].rss_kb && srv_[1].rss_kb && srv_[2].rss_kb;
-  double srv_cpu = srv ? srv_[2].cpu_s - srv_[1].cpu_s : NAN;
-  double rss_delta = srv ? (srv_[1].rss_kb - srv_[0].rss_kb) * 1024.0 : NAN;
-  std::printf("sse_load %s:%s  clients %zu  rate %s/s  sources %u  events %d\n",
-              opt_.at("host").c_str(), opt_.at("port").c_str(), clients_n_,
-              opt_.at("rate").c_str(), sources_, events_);
-  for (int k = 0; k < n_kinds; ++k)
-    if (errors_[k])
-      std::printf("first %s error: %s\n", kind_names[k],
-                  first_error_[k].c_str());
+  bool pids = !server_pids_.empty();
+  // A sample counts when some pid was read (the gone ones count as 0 RSS);
+  // differences only between samples that read every pid (a gone process's
+  // CPU is unknown, not 0).
+  double rss[3];
+  bool whole[3];
+  for (int i = 0; i < 3; ++i) {
+    auto n = static_cast<int>(server_pids_.size());
+    rss[i] = pids && srv_[i].missing < n ? srv_[i].rss_kb : NAN;
+    whole[i] = pids && srv_[i].missing == 0;
+  }
+  double srv_cpu = whole[1] && whole[2] ? srv_[2].cpu_s - srv_[1].cpu_s : NAN;
+  double rss_delta = whole[0] && whole[1] ? (rss[1] - rss[0]) * 1024.0 : NAN;
+  std::printf("sse_load %s:%s%s  clients %zu  rate %s/s  sources %u from "
+              ".%u  events %d",
+              opt_.at("host").c_str(), opt_.at("port").c_str(), path_.c_str(),
+              clients_n_, opt_.at("rate").c_str(), sources_, source_base_,
+              events_);
+  if (stall_ > 0)
+    std::printf("  stall %s", opt_.at("stall").c_str());
+  if (reconnect_)
+    std::printf("  reconnect (last-event-id %s)",
+                last_event_id_ ? "on" : "off");
+  if (churn_ > 0)
+    std::printf("  churn %s/s for %s s", opt_.at("churn").c_str(),
+                opt_.at("churn-for").c_str());
+  std::printf("\n");
+  for (auto& [kind, what] : first_errors_)
+    std::printf("first %s error: %s\n", kind.c_str(), what.c_str());
+  if (pids && srv_[2].missing)
+    std::printf("note: %d server pid(s) gone at the end count as 0\n",
+                srv_[2].missing);
 
   // One table row per group; the JSON line names each number group_name.
   const double lat[] = {pct(latencies_, 50), pct(latencies_, 90),
@@ -501,18 +880,20 @@ void load::report() {
   const metric m[] = {
     {"connect", "launched", launched_}, {"connect", "ok", connected},
     {"connect", "seconds", secs(t_[1] - t_[0])},
-    {"connect", "open_at_end", alive_},
+    {"connect", "open_at_end", open_at_end_},
     {"errors", "refused", errors_[refused]},
     {"errors", "timeout", errors_[timeout]},
     {"errors", "reset", errors_[reset]},
     {"errors", "status", errors_[bad_status]},
     {"errors", "other", errors_[other]},
     {"errors", "dropped", dropped_}, {"errors", "protocol", protocol_errors_},
+    {"errors", "reconnects", reconnects_},
     {"events", "client_min", pct(per_client, 0)},
     {"events", "client_p50", pct(per_client, 50)},
     {"events", "client_max", pct(per_client, 100)},
     {"events", "new_ids", ids_.size()}, {"events", "receivers_min", min_recv},
     {"events", "in_phase", events_in_phase_},
+    {"events", "missing", missing}, {"events", "replayed", events_replayed_},
     {"latency_ms", "p50", lat[0]}, {"latency_ms", "p90", lat[1]},
     {"latency_ms", "p99", lat[2]}, {"latency_ms", "max", lat[3]},
     {"latency_ms", "n", latencies_.size()},
@@ -521,23 +902,46 @@ void load::report() {
     {"order", "duplicates", dups}, {"order", "out_of_order", ooo},
     {"order", "clients", bad_clients},
     {"order", "bad_timestamps", bad_timestamps_},
+    {"reconnect", "refused", reconnect_errors_[refused]},
+    {"reconnect", "timeout", reconnect_errors_[timeout]},
+    {"reconnect", "reset", reconnect_errors_[reset]},
+    {"reconnect", "status", reconnect_errors_[bad_status]},
+    {"reconnect", "other", reconnect_errors_[other]},
+    {"stall", "clients", stalled_}, {"stall", "closed", stall_closed_},
+    {"stall", "open", stalled_ - stall_closed_},
+    {"churn", "opened", churn_opened_}, {"churn", "ok", churn_ok_},
+    {"churn", "refused", churn_errors_[refused]},
+    {"churn", "timeout", churn_errors_[timeout]},
+    {"churn", "reset", churn_errors_[reset]},
+    {"churn", "status", churn_errors_[bad_status]},
+    {"churn", "other", churn_errors_[other]},
+    {"churn", "skipped", churn_skipped_},
     {"client", "cpu_pct", cpu_pct}, {"client", "event_cpu_pct", ev_cpu_pct},
     {"client", "wall_s", wall},
     {"client", "us_per_event", (cpu_[2] - cpu_[1]) * 1e6 / events_in_phase_},
-    {"server", "rss_kb_start", srv ? srv_[0].rss_kb : NAN},
-    {"server", "rss_kb_connected", srv ? srv_[1].rss_kb : NAN},
-    {"server", "rss_kb_end", srv ? srv_[2].rss_kb : NAN},
+    {"server", "rss_kb_start", rss[0]},
+    {"server", "rss_kb_connected", rss[1]},
+    {"server", "rss_kb_max", rss_max_ > 0 ? rss_max_ : NAN},
+    {"server", "rss_kb_end", rss[2]},
     {"server", "bytes_per_client", std::round(rss_delta / open_at_connected_)},
     {"server", "cpu_s", srv_cpu},
     {"server", "us_per_event", srv_cpu * 1e6 / events_in_phase_},
+    {"server", "pids_missing", pids ? srv_[2].missing : NAN},
   };
   // clang-format on
   auto text = [](double v) {
     return num(v, v == std::floor(v) ? 0 : 3);
   };
+  auto shown = [&](const metric& x) { // the JSON line keeps every key
+    auto is = [&](const char* g) {
+      return std::strcmp(x.group, g) == 0;
+    };
+    return !(is("server") && !pids) && !(is("reconnect") && !reconnect_)
+           && !(is("stall") && stall_ <= 0) && !(is("churn") && churn_ <= 0);
+  };
   for (auto& x : m) {
-    if (!server_pid_ && std::strcmp(x.group, "server") == 0)
-      continue; // the JSON line keeps its nulls
+    if (!shown(x))
+      continue;
     if (&x == m || std::strcmp(x.group, (&x - 1)->group) != 0)
       std::printf("%s%-10s", &x == m ? "" : "\n", x.group);
     std::printf(" %s %s", x.name, text(x.value).c_str());
@@ -555,31 +959,56 @@ void load::report() {
 
 int main(int argc, char** argv) {
   options opt
-      = {{"host", "127.0.0.1"}, {"port", "8080"},    {"clients", "100"},
-         {"rate", "1000"},      {"sources", "1"},    {"duration", "60"},
-         {"events", "10"},      {"server-pid", "0"}, {"connect-timeout", "10"}};
+      = {{"host", "127.0.0.1"}, {"port", "8080"},          {"path", "/stream"},
+         {"clients", "100"},    {"rate", "1000"},          {"sources", "1"},
+         {"source-base", "1"},  {"duration", "60"},        {"events", "10"},
+         {"server-pid", "0"},   {"connect-timeout", "10"}, {"stall", "0"},
+         {"reconnect", "0"},    {"last-event-id", "1"},    {"churn", "0"},
+         {"churn-for", "inf"},  {"ready-file", ""},        {"start-at", "0"}};
   for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
     if (i + 1 == argc || a.compare(0, 2, "--") || !opt.count(a.substr(2))) {
-      std::fprintf(stderr, "usage: sse_load [--host 127.0.0.1] [--port 8080] "
-                           "[--clients N] [--rate R] [--sources K] [--duration "
-                           "S] [--events E] [--server-pid P] "
-                           "[--connect-timeout S]\n");
+      std::fprintf(
+          stderr,
+          "usage: sse_load [--host 127.0.0.1] [--port 8080] [--path /stream] "
+          "[--clients N] [--rate R] [--sources K] [--source-base B] "
+          "[--duration S] [--events E] [--server-pid P[,P...]] "
+          "[--connect-timeout S] [--stall F] [--reconnect 0|1] "
+          "[--last-event-id 0|1] [--churn R] [--churn-for S] "
+          "[--ready-file PATH] [--start-at UNIX_MS]\n");
       return 2;
     }
     opt[a.substr(2)] = argv[i + 1];
   }
   try {
-    if (number(opt, "sources") < 1 || number(opt, "sources") > 254
+    auto flag = [&](const char* name) {
+      return opt[name] == "0" || opt[name] == "1";
+    };
+    const auto& path = opt["path"];
+    if (number(opt, "sources") < 1 || number(opt, "source-base") < 1
+        || number(opt, "source-base") + number(opt, "sources") - 1 > 254
         || number(opt, "rate") <= 0 || number(opt, "events") < 1
         || number(opt, "clients") < 1)
-      throw std::invalid_argument("need sources in 1..254, clients >= 1, "
-                                  "rate > 0, events >= 1");
+      throw std::invalid_argument("need sources >= 1, source-base >= 1, "
+                                  "source-base + sources - 1 <= 254, "
+                                  "clients >= 1, rate > 0, events >= 1");
+    if (!(number(opt, "stall") >= 0 && number(opt, "stall") <= 1)
+        || !(number(opt, "churn") >= 0) || !(number(opt, "churn-for") > 0)
+        || !flag("reconnect") || !flag("last-event-id"))
+      throw std::invalid_argument("need stall in 0..1, churn >= 0, "
+                                  "churn-for > 0, reconnect and "
+                                  "last-event-id 0 or 1");
+    if (path.empty() || path[0] != '/'
+        || std::any_of(path.begin(), path.end(), [](char ch) {
+             return static_cast<unsigned char>(ch) <= ' ';
+           }))
+      throw std::invalid_argument("--path: need /..., no spaces");
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < number(opt, "clients") + 16)
+    auto fds = number(opt, "clients") + 5 * number(opt, "churn") + 16;
+    if (rl.rlim_cur < fds)
       std::fprintf(stderr,
                    "sse_load: open files limit %lu is too low for "
                    "%s clients: run several processes\n",
