@@ -8,7 +8,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <charconv>
+#include <limits>
 #include <stdexcept>
 
 namespace btcstream {
@@ -63,6 +69,13 @@ sse_session::strand strand_of(asio::ip::tcp::socket& s) {
   throw std::invalid_argument("sse_session needs a socket on a strand");
 }
 
+/// How a failed socket operation ends the stream: `timed_out` is the
+/// kernel's TCP_USER_TIMEOUT, i.e. --stall-timeout without progress.
+session_state ended_by(const error_code& ec) {
+  return ec == asio::error::timed_out ? session_state::stalled
+                                      : session_state::closed;
+}
+
 } // namespace
 
 sse_session::sse_session(asio::ip::tcp::socket socket,
@@ -85,6 +98,7 @@ void sse_session::start(std::string header, std::string retry,
   error_code ec;
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay{true}, ec);
+  bound_kernel_buffers();
   header_ = std::move(header);
   ctx_->stats->sse_connections.fetch_add(1, std::memory_order_relaxed);
   // Frames the actor delivers are posted, so they queue behind `retry`.
@@ -93,6 +107,26 @@ void sse_session::start(std::string header, std::string retry,
   enqueue(std::make_shared<const std::string>(std::move(retry)), false, 0);
   if (!finished_)
     do_read();
+}
+
+// A client that stops reading must be noticed and must not hold much kernel
+// memory. Left alone, Linux grows a socket's send buffer up to tcp_wmem's
+// maximum (4 MiB) and a stalled client at one small event a second never
+// fills it, so writes never block and neither --client-queue nor the stall
+// timer would ever see it. So: a fixed send buffer (no autotuning), and
+// TCP_USER_TIMEOUT = --stall-timeout, with which the kernel ends a connection
+// whose data stays unacknowledged or unsent (zero window) that long; the
+// pending read then fails with `timed_out`.
+void sse_session::bound_kernel_buffers() {
+  error_code ec;
+  socket_.set_option(asio::socket_base::send_buffer_size(kernel_send_buffer),
+                     ec);
+  auto ms = std::min<std::chrono::milliseconds::rep>(
+      ctx_->opts.stall_timeout.count(), std::numeric_limits<int>::max());
+  int timeout
+      = static_cast<int>(std::max<std::chrono::milliseconds::rep>(ms, 1));
+  ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout,
+               sizeof timeout);
 }
 
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
@@ -158,7 +192,7 @@ void sse_session::flush() {
       return;
     }
     if (ec) {
-      finish(session_state::closed);
+      finish(ended_by(ec));
       return;
     }
     last_progress_ = std::chrono::steady_clock::now();
@@ -255,7 +289,7 @@ void sse_session::on_writable(error_code ec) {
   if (finished_)
     return;
   if (ec) {
-    finish(session_state::closed);
+    finish(ended_by(ec));
     return;
   }
   flush();
@@ -290,7 +324,7 @@ void sse_session::on_read(error_code ec, size_t) {
   if (finished_)
     return;
   if (ec) {
-    finish(session_state::closed);
+    finish(ended_by(ec));
     return;
   }
   do_read();

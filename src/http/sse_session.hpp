@@ -55,6 +55,12 @@ private:
     int64_t stored_ns; // live frames: when stored, for the delivery time
   };
 
+  /// The kernel's send buffer of a stream (SO_SNDBUF; Linux doubles it
+  /// for its bookkeeping): far above what a live client has in flight,
+  /// small enough that a stalled one blocks writes soon.
+  static constexpr int kernel_send_buffer = 32 * 1024;
+
+  void bound_kernel_buffers();
   void enqueue(frame_ptr f, bool counted, int64_t stored_ns);
   void flush();
   bool next_batch();

@@ -33,9 +33,8 @@ def server_side_state(server_port, client_port):
     return None
 
 
-class SlowClientTest(ServiceCase):
-    interval = "10ms"  # ~9 KB/s of frames
-
+class StalledClientCase(ServiceCase):
+    """Helpers: wait for the server to close a client, drain it, resume."""
 
     def wait_server_closed(self, svc, conn, timeout):
         deadline = time.monotonic() + timeout
@@ -79,6 +78,9 @@ class SlowClientTest(ServiceCase):
                          [e.int_id for e in expected])
         self.assertEqual([e.raw for e in got], [e.raw for e in expected])
 
+class SlowClientTest(StalledClientCase):
+    interval = "10ms"  # ~9 KB/s of frames
+
     def test_slow_consumer_over_client_queue_is_closed_and_resumes(self):
         up = self.start_upstream()
         svc = self.start_service(up, "--client-queue", "4KiB",
@@ -96,6 +98,30 @@ class SlowClientTest(ServiceCase):
         ref = self.collect(svc)
         conn = self.open_non_reader(svc)
         self.wait_server_closed(svc, conn, timeout=15)
+        last = self.drain(conn)
+        self.check_resume_loses_nothing(svc, ref, last)
+        self.assertFalse(ref.closed, "the reading client must stay open")
+
+
+class QuietStalledClientTest(StalledClientCase):
+    interval = "100ms"  # ~1 KB/s: the server's send buffer takes a minute
+
+    def test_stalled_client_is_closed_by_the_kernel_before_writes_block(self):
+        # A normal-sized segment, so the server's send buffer (64 KiB, fixed)
+        # stays far from full: only the zero window shows the stall, and
+        # TCP_USER_TIMEOUT (= --stall-timeout) ends the connection.
+        up = self.start_upstream()
+        svc = self.start_service(up, "--stall-timeout", "1s",
+                                 "--client-queue", "10MiB")
+        ref = self.collect(svc)
+        conn = RawConnection(svc.port, rcvbuf=1024)
+        self.addCleanup(conn.close)
+        conn.send(build_request("GET", "/stream"))
+        started = time.monotonic()
+        self.wait_server_closed(svc, conn, timeout=20)
+        self.assertLess(time.monotonic() - started, 15)
+        self.wait_until(lambda: "sse session drops a client: stalled"
+                        in svc.log(), 5, "the stalled drop in the log")
         last = self.drain(conn)
         self.check_resume_loses_nothing(svc, ref, last)
         self.assertFalse(ref.closed, "the reading client must stay open")
