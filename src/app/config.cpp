@@ -65,7 +65,7 @@ po::options_description options() {
     ("log-level", s("info"), "debug, info, warn or error")
     ("log-format", s("text"), "text or json (one object per line)")
     ("redis", s("none"), "redis://host:port enables cluster mode")
-    ("io-threads", s("1"), "Asio threads (benchmark before changing)")
+    ("io-threads", s("2"), "Asio threads (benchmark before changing)")
     ("actor-threads", s("2"), "CAF scheduler threads")
     ("actor-policy", s("sharing"),
      "CAF scheduler: sharing or stealing (benchmark before changing)");

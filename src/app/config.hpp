@@ -40,7 +40,7 @@ struct config {
   log_format format = log_format::text;
   /// `--healthcheck`: probe the running service instead of running one.
   bool healthcheck = false;
-  unsigned io_threads = 1;
+  unsigned io_threads = 2;
   unsigned actor_threads = 2;
   /// `--actor-policy stealing`: CAF's work-stealing scheduler instead of
   /// work sharing (for benchmarks: see docs/performance.md).

@@ -3,7 +3,7 @@
 nginx + nchan in one run, and the ratios. Run by hand, never as a test; it
 starts everything it needs on loopback and stops it again.
 
-    test/bench/compare.py fanout              # 10,000 clients, both servers
+    test/bench/compare.py fanout              # 10,000 clients, each server
     test/bench/compare.py stalled             # + 10 % stalled clients
     test/bench/compare.py burst               # 1,000 clients, 200 updates/s
     test/bench/compare.py churn               # 5,000 steady + 1,000/s churn
@@ -163,6 +163,30 @@ class Btcstream:
             "--upstream-url", upstream.url, "--interval", interval] + args)
         if not first_event(self.port, self.path, 20):
             raise RuntimeError("btcstream streams nothing (see its log)")
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+class Floor:
+    """floor_server: one thread writing each event to every socket and
+    nothing else; the kernel's share of the work (see floor_server.cpp)."""
+    name = "floor"
+    path = "/stream"
+
+    def __init__(self, procs, interval):
+        binary = os.path.join(ROOT, "build/test/bench/floor_server")
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError("no %s: meson compile -C build" % binary)
+        self.port = free_port()
+        self.proc = procs.start("floor", [
+            binary, "--port", str(self.port), "--interval-ms",
+            str(int(parse_seconds(interval) * 1000))])
+        if not first_event(self.port, self.path, 20):
+            raise RuntimeError("floor_server streams nothing")
 
     def pids(self):
         return [self.proc.pid]
@@ -355,6 +379,8 @@ class Bench:
     def server(self, kind, procs, upstream, interval, args=()):
         if kind == "nchan":
             return Nchan(procs, upstream, interval)
+        if kind == "floor":
+            return Floor(procs, interval)
         return Btcstream(procs, upstream, interval, self.args.btcstream,
                          self.args.btcstream_args.split() + list(args))
 
@@ -382,20 +408,27 @@ class Bench:
             procs.stop()
 
     def servers(self):
-        return [s for s in ("btcstream", "nchan") if s in self.args.servers]
+        return [s for s in ("btcstream", "nchan", "floor")
+                if s in self.args.servers.split(",")]
 
     def fanout(self):
         n, ev = self.args.clients, self.args.events
         rows = [(s, self.one("fanout/" + s, s, n, ev))
                 for s in self.servers()]
         table("fan-out: %d clients, 1 update/s, %d updates" % (n, ev), rows)
-        if len(rows) == 2:
-            self.results["fanout/ratio"] = ratios(rows[0][1], rows[1][1])
+        got = dict(rows)
+        if "btcstream" in got and "nchan" in got:
+            self.results["fanout/ratio"] = ratios(got["btcstream"],
+                                                  got["nchan"])
+
+    def peers(self):
+        """The servers that queue and drop (the floor does neither)."""
+        return [s for s in self.servers() if s != "floor"]
 
     def stalled(self):
         n, ev = self.args.clients, self.args.stall_events
         rows = []
-        for s in self.servers():
+        for s in self.peers():
             base = self.results.get("fanout/" + s) or self.one(
                 "fanout/" + s, s, n, self.args.events)
             r = self.one("stalled/" + s, s, n, ev,
@@ -411,7 +444,7 @@ class Bench:
     def burst(self):
         n, ev = 1000, self.args.burst_events
         rows = []
-        for s in self.servers():
+        for s in self.peers():
             a = self.one("burst/" + s, s, n, ev, interval="5ms")
             b = self.one("burst-stalled/" + s, s, n, ev, interval="5ms",
                          extra=("--stall", "0.1"))
@@ -421,7 +454,7 @@ class Bench:
         stall_report(rows)
 
     def churn(self):
-        for s in self.servers():
+        for s in self.peers():
             r = self.churn_run(s)
             print("\n## churn %s: 5,000 steady clients, 2 rounds of 1,000 "
                   "connects/s for %d s\n%s" % (s, self.args.churn_seconds,
@@ -473,6 +506,7 @@ class Bench:
             steady.wait(60)
             with open(os.path.join(work, "steady.out")) as f:
                 st = json.loads([l for l in f if l.startswith("{")][-1])
+            procs.stop()  # an ASan build checks for leaks as it exits
             out = {"rounds": rounds, "rss_kb_before": rss[0],
                    "second_round_rss_growth_pct":
                        100.0 * (rss[2] - rss[1]) / rss[1],
@@ -482,7 +516,10 @@ class Bench:
                    "steady_order_bad": st["order_duplicates"]
                    + st["order_out_of_order"],
                    "steady_connect_errors": sum(st["errors_" + x] for x in (
-                       "refused", "timeout", "reset", "status", "other"))}
+                       "refused", "timeout", "reset", "status", "other")),
+                   "sanitizer_reports": sanitizer_reports(
+                       os.path.join(work, "btcstream.log"))
+                   if kind == "btcstream" else []}
             self.results["churn/" + kind] = out
             shutil.rmtree(work, ignore_errors=True)
             return out
@@ -560,6 +597,17 @@ def stall_report(rows):
                       r.get("server_rss_kb_max"), r.get("server_rss_kb_end")))
 
 
+def sanitizer_reports(path):
+    """Lines of ASan/LSan/UBSan reports in a server's log (an ASan build
+    prints them at exit); [] for a clean run or a normal build."""
+    try:
+        with open(path, errors="replace") as f:
+            return [l.strip() for l in f if "Sanitizer" in l
+                    or "runtime error:" in l][:10]
+    except OSError:
+        return ["no log at " + path]
+
+
 def metric(body, name):
     for line in (body or b"").decode("utf-8", "replace").splitlines():
         parts = line.split()
@@ -595,7 +643,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", nargs="+", choices=[
         "fanout", "stalled", "burst", "churn", "limit", "sweep", "all"])
-    p.add_argument("--servers", default="btcstream,nchan")
+    p.add_argument("--servers", default="btcstream,nchan,floor",
+                   help="of btcstream, nchan, floor (fanout, stalled, burst, "
+                   "churn)")
     p.add_argument("--clients", type=int, default=10000)
     p.add_argument("--events", type=int, default=60,
                    help="updates per fan-out run (1/s)")

@@ -1,0 +1,177 @@
+// floor_server: the least a server can do to fan one SSE event out over
+// TCP — one thread, epoll, one write(2) per client per event, nothing else
+// (no queue, no timers per client, no actors). compare.py runs it under the
+// same load as btcstream and nginx + nchan: its CPU per delivered event is
+// the kernel's share that no server avoids on this machine. Not a product:
+// a client whose socket is full is simply closed.
+//
+//   floor_server --port P [--interval-ms 1000]
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <unordered_map>
+
+namespace {
+
+volatile std::sig_atomic_t stop = 0;
+
+struct client {
+  std::string head; // the request until its empty line
+  bool streaming = false;
+};
+
+long long now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// One event, in HTTP/1.1 chunked framing, as btcstream would write it.
+std::string event_chunk(long long id, double price) {
+  std::time_t secs = id / 1000;
+  std::tm t{};
+  gmtime_r(&secs, &t);
+  char ts[40], body[256], chunk[300];
+  std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &t);
+  int n = std::snprintf(body, sizeof body,
+                        "id: %lld\ndata: {\"timestamp\":\"%s.%03lldZ\","
+                        "\"price\":%.2f}\n\n",
+                        id, ts, id % 1000, price);
+  int m = std::snprintf(chunk, sizeof chunk, "%x\r\n%s\r\n", n, body);
+  return std::string(chunk, static_cast<size_t>(m));
+}
+
+int listen_on(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0
+      || listen(fd, 4096) != 0) {
+    std::perror("floor_server: listen");
+    std::exit(2);
+  }
+  return fd;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int port = 0, interval_ms = 1000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--port"))
+      port = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--interval-ms"))
+      interval_ms = std::atoi(argv[i + 1]);
+  }
+  if (port <= 0 || interval_ms <= 0) {
+    std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS]\n");
+    return 2;
+  }
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  std::signal(SIGTERM, [](int) { stop = 1; });
+  std::signal(SIGINT, [](int) { stop = 1; });
+  std::signal(SIGPIPE, SIG_IGN);
+
+  int lfd = listen_on(port);
+  int ep = epoll_create1(0);
+  int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+  itimerspec its{};
+  its.it_interval.tv_sec = interval_ms / 1000;
+  its.it_interval.tv_nsec = (interval_ms % 1000) * 1000000L;
+  its.it_value = its.it_interval;
+  timerfd_settime(tfd, 0, &its, nullptr);
+  for (int fd : {lfd, tfd}) {
+    epoll_event ev{EPOLLIN, {}};
+    ev.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  std::unordered_map<int, client> clients;
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream"
+                           "\r\nCache-Control: no-cache\r\nTransfer-Encoding: "
+                           "chunked\r\n\r\n";
+  long long last_id = 0, dropped = 0;
+  double price = 97000.0;
+  auto drop = [&](int fd) {
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    close(fd);
+    clients.erase(fd);
+  };
+  epoll_event evs[256];
+  while (!stop) {
+    int n = epoll_wait(ep, evs, 256, 500);
+    for (int i = 0; i < n; ++i) {
+      int fd = evs[i].data.fd;
+      if (fd == lfd) {
+        for (int c; (c = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK)) >= 0;) {
+          int one = 1;
+          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          epoll_event ev{EPOLLIN, {}};
+          ev.data.fd = c;
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+          clients[c];
+        }
+      } else if (fd == tfd) {
+        uint64_t ticks;
+        if (read(tfd, &ticks, sizeof ticks) < 0)
+          continue;
+        last_id = std::max(now_ms(), last_id + 1);
+        price += 0.01;
+        auto chunk = event_chunk(last_id, price);
+        for (auto it = clients.begin(); it != clients.end();) {
+          auto cur = it++;
+          if (!cur->second.streaming)
+            continue;
+          if (write(cur->first, chunk.data(), chunk.size())
+              != static_cast<ssize_t>(chunk.size())) {
+            ++dropped;
+            drop(cur->first);
+          }
+        }
+      } else {
+        char buf[4096];
+        auto got = read(fd, buf, sizeof buf);
+        if (got <= 0) {
+          drop(fd);
+          continue;
+        }
+        auto& c = clients[fd];
+        if (c.streaming)
+          continue;
+        c.head.append(buf, static_cast<size_t>(got));
+        if (c.head.find("\r\n\r\n") != std::string::npos) {
+          c.streaming = true;
+          std::string().swap(c.head);
+          if (write(fd, head.data(), head.size())
+              != static_cast<ssize_t>(head.size()))
+            drop(fd);
+        } else if (c.head.size() > 8192) {
+          drop(fd);
+        }
+      }
+    }
+  }
+  std::fprintf(stderr, "floor_server: %zu clients at the end, %lld dropped\n",
+               clients.size(), dropped);
+  return 0;
+}
