@@ -77,18 +77,21 @@ public:
         timeout_(timeout) {}
 
   void latest(latest_callback done) override {
-    sys_.spawn(ask_latest, buffer_, timeout_, std::move(done));
+    sys_.spawn<caf::hidden>(ask_latest, buffer_, timeout_, std::move(done));
   }
 
   void updates(std::optional<int64_t> since, updates_callback done) override {
-    sys_.spawn(ask_updates, buffer_, timeout_, since, std::move(done));
+    sys_.spawn<caf::hidden>(ask_updates, buffer_, timeout_, since,
+                            std::move(done));
   }
 
   void health(health_callback done) override {
-    sys_.spawn(ask_health, fetcher_, buffer_, broadcaster_, timeout_,
-               std::move(done));
+    sys_.spawn<caf::hidden>(ask_health, fetcher_, buffer_, broadcaster_,
+                            timeout_, std::move(done));
   }
 
+  // The ask_* helpers above are hidden: they live for one call and are not
+  // counted, so the count is the core actors plus one per client.
   int64_t running_actors() const override {
     return static_cast<int64_t>(sys_.registry().running());
   }
