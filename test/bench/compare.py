@@ -470,7 +470,6 @@ class Bench:
             up = Upstream(procs)
             srv = self.server(kind, procs, up, "1s")
             secs = self.args.churn_seconds
-            base = live_objects(srv.port) if kind == "btcstream" else None
             steady = subprocess.Popen([
                 sse_load_binary(), "--port", str(srv.port), "--path",
                 srv.path, "--clients", "5000", "--rate", "2000",
@@ -483,6 +482,8 @@ class Bench:
                 if steady.poll() is not None:
                     raise RuntimeError("the steady clients ended early")
                 time.sleep(0.2)
+            # The baseline: the steady clients only.
+            base = live_objects(srv.port) if kind == "btcstream" else None
             rss = [rss_kb(srv.pids())]
             rounds = []
             for k in range(2):
