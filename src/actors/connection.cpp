@@ -43,15 +43,20 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   stats->connection_actors.fetch_add(1, std::memory_order_relaxed);
   // Whatever ends this actor ends the stream; the reason tells the session
   // what to count.
-  self->attach_functor([sink, stats](const caf::error& reason) {
-    stats->connection_actors.fetch_sub(1, std::memory_order_relaxed);
-    if (!reason || reason == caf::exit_reason::normal)
-      sink->close(end_cause::done);
-    else if (reason == caf::exit_reason::user_shutdown)
-      sink->close(end_cause::shutdown);
-    else
-      sink->close(end_cause::error);
-  });
+  self->attach_functor(
+      [self, b = broadcaster.address(), sink, stats](const caf::error& reason) {
+        // The monitor lives at the broadcaster and holds our address, a weak
+        // reference that would keep this actor's memory allocated for as long
+        // as the broadcaster lives: about 1 KB per client ever connected.
+        self->demonitor(b);
+        stats->connection_actors.fetch_sub(1, std::memory_order_relaxed);
+        if (!reason || reason == caf::exit_reason::normal)
+          sink->close(end_cause::done);
+        else if (reason == caf::exit_reason::user_shutdown)
+          sink->close(end_cause::shutdown);
+        else
+          sink->close(end_cause::error);
+      });
   // The broadcaster's death ends the stream; DOWN's default handler would
   // only drop the message.
   self->monitor(broadcaster);
