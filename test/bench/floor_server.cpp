@@ -89,8 +89,12 @@ int main(int argc, char** argv) {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-  std::signal(SIGTERM, [](int) { stop = 1; });
-  std::signal(SIGINT, [](int) { stop = 1; });
+  std::signal(SIGTERM, [](int) {
+    stop = 1;
+  });
+  std::signal(SIGINT, [](int) {
+    stop = 1;
+  });
   std::signal(SIGPIPE, SIG_IGN);
 
   int lfd = listen_on(port);
