@@ -152,17 +152,15 @@ class Upstream:
         return "http://127.0.0.1:%d%s" % (self.port, TICK)
 
 
-class Btcstream:
-    name = "btcstream"
+class OneProcess:
+    """A server that is one process, streaming at /stream on `port`."""
     path = "/stream"
 
-    def __init__(self, procs, upstream, interval, binary, args):
-        self.port = free_port()
-        self.proc = procs.start("btcstream", [
-            binary, "--listen", "127.0.0.1:%d" % self.port,
-            "--upstream-url", upstream.url, "--interval", interval] + args)
+    def __init__(self, procs, name, argv, port):
+        self.port = port
+        self.proc = procs.start(name, argv)
         if not first_event(self.port, self.path, 20):
-            raise RuntimeError("btcstream streams nothing (see its log)")
+            raise RuntimeError("%s streams nothing (see its log)" % name)
 
     def pids(self):
         return [self.proc.pid]
@@ -171,28 +169,27 @@ class Btcstream:
         return self.proc.poll() is None
 
 
-class Floor:
+class Btcstream(OneProcess):
+    def __init__(self, procs, upstream, interval, binary, args):
+        port = free_port()
+        super().__init__(procs, "btcstream", [
+            binary, "--listen", "127.0.0.1:%d" % port,
+            "--upstream-url", upstream.url, "--interval", interval] + args,
+            port)
+
+
+class Floor(OneProcess):
     """floor_server: one thread writing each event to every socket and
     nothing else; the kernel's share of the work (see floor_server.cpp)."""
-    name = "floor"
-    path = "/stream"
 
     def __init__(self, procs, interval):
         binary = os.path.join(ROOT, "build/test/bench/floor_server")
         if not os.access(binary, os.X_OK):
             raise RuntimeError("no %s: meson compile -C build" % binary)
-        self.port = free_port()
-        self.proc = procs.start("floor", [
-            binary, "--port", str(self.port), "--interval-ms",
-            str(int(parse_seconds(interval) * 1000))])
-        if not first_event(self.port, self.path, 20):
-            raise RuntimeError("floor_server streams nothing")
-
-    def pids(self):
-        return [self.proc.pid]
-
-    def alive(self):
-        return self.proc.poll() is None
+        port = free_port()
+        super().__init__(procs, "floor", [
+            binary, "--port", str(port), "--interval-ms",
+            str(int(parse_seconds(interval) * 1000))], port)
 
 
 class Nchan:
