@@ -22,8 +22,7 @@ void give_up(connection_actor::stateful_pointer<connection_state> self,
 connection_actor::behavior_type
 connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
-           broadcaster_actor broadcaster, buffer_actor buffer,
-           caf::timespan timeout, size_t max_held,
+           broadcaster_actor broadcaster, buffer_actor buffer, size_t max_held,
            std::shared_ptr<metrics> stats) {
   if (!sink || !broadcaster || !buffer || max_held == 0 || !stats) {
     if (sink)
@@ -64,10 +63,16 @@ connection(connection_actor::stateful_pointer<connection_state> self,
     self->quit(msg.reason ? msg.reason : caf::exit_reason::normal);
   });
   auto me = caf::actor_cast<connection_actor>(self);
-  self->request(broadcaster, timeout, atom::subscribe_v, me)
+  // No request timeout: CAF 0.17 never cancels one when the answer comes,
+  // so each would still fire later as a message to every connection (two
+  // per connect; after 10,000 connects, 9 % of the server's CPU in the
+  // seconds they fire, docs/performance.md). Nothing is lost: the
+  // broadcaster and the buffer answer at once, a request to a dead one
+  // fails at once, and a core actor's death ends the process anyway.
+  self->request(broadcaster, caf::infinite, atom::subscribe_v, me)
       .then(
-          [self, buffer, from, timeout](uint64_t upto) {
-            self->request(buffer, timeout, atom::history_v, from, upto)
+          [self, buffer, from](uint64_t upto) {
+            self->request(buffer, caf::infinite, atom::history_v, from, upto)
                 .then(
                     [self](const history& h) {
                       auto& m = *self->state.stats;

@@ -44,14 +44,12 @@ struct connection_state {
 /// @param from the client's resume point.
 /// @param broadcaster live frames; monitored.
 /// @param buffer history.
-/// @param timeout for the subscribe and history requests.
 /// @param max_held bound on frames held while replaying (>= 1).
 /// @param stats the metrics.
 connection_actor::behavior_type
 connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
-           broadcaster_actor broadcaster, buffer_actor buffer,
-           caf::timespan timeout, size_t max_held,
+           broadcaster_actor broadcaster, buffer_actor buffer, size_t max_held,
            std::shared_ptr<metrics> stats);
 
 } // namespace btcstream

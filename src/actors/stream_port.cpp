@@ -24,19 +24,18 @@ private:
 class actor_stream_port final : public stream_port {
 public:
   actor_stream_port(caf::actor_system& sys, broadcaster_actor b,
-                    buffer_actor buf, caf::timespan timeout, size_t max_held,
+                    buffer_actor buf, size_t max_held,
                     std::shared_ptr<metrics> stats)
       : sys_(sys),
         broadcaster_(std::move(b)),
         buffer_(std::move(buf)),
-        timeout_(timeout),
         max_held_(max_held),
         stats_(std::move(stats)) {}
 
   std::shared_ptr<session_events>
   open(resume_point from, std::shared_ptr<frame_sink> sink) override {
     auto c = sys_.spawn(connection, std::move(sink), std::move(from),
-                        broadcaster_, buffer_, timeout_, max_held_, stats_);
+                        broadcaster_, buffer_, max_held_, stats_);
     return std::make_shared<actor_session_events>(std::move(c));
   }
 
@@ -44,20 +43,20 @@ private:
   caf::actor_system& sys_;
   broadcaster_actor broadcaster_;
   buffer_actor buffer_;
-  caf::timespan timeout_;
   size_t max_held_;
   std::shared_ptr<metrics> stats_;
 };
 
 } // namespace
 
-std::shared_ptr<stream_port>
-make_stream_port(caf::actor_system& sys, broadcaster_actor broadcaster,
-                 buffer_actor buffer, caf::timespan timeout, size_t max_held,
-                 std::shared_ptr<metrics> stats) {
+std::shared_ptr<stream_port> make_stream_port(caf::actor_system& sys,
+                                              broadcaster_actor broadcaster,
+                                              buffer_actor buffer,
+                                              size_t max_held,
+                                              std::shared_ptr<metrics> stats) {
   return std::make_shared<actor_stream_port>(sys, std::move(broadcaster),
-                                             std::move(buffer), timeout,
-                                             max_held, std::move(stats));
+                                             std::move(buffer), max_held,
+                                             std::move(stats));
 }
 
 } // namespace btcstream

@@ -26,8 +26,6 @@ inline constexpr unsigned actor_threads = 2;
 /// Descriptors kept in reserve below the open-files limit (upstream, Redis,
 /// probes) when --max-clients is derived.
 inline constexpr uint64_t reserved_fds = 100;
-/// Bound on the requests the connection actor makes (subscribe, history).
-inline constexpr auto actor_request_timeout = 10s;
 /// How long /healthz waits for the core actors' answers.
 inline constexpr auto health_timeout = 2s;
 

@@ -173,9 +173,7 @@ int run_service(const config& given) {
     ctx->opts.history_max = cfg.history_max;
     ctx->opts.heartbeat = cfg.heartbeat;
     ctx->services = make_service_port(sys, f, buf, b, defaults::health_timeout);
-    ctx->streams
-        = make_stream_port(sys, b, buf, defaults::actor_request_timeout,
-                           cfg.history_max + 16, stats);
+    ctx->streams = make_stream_port(sys, b, buf, cfg.history_max + 16, stats);
     auto lst = std::make_shared<listener>(ioc, ctx);
     bool listening = false;
     try {

@@ -110,7 +110,7 @@ TEST_CASE("an ended connection leaves nothing of itself at the broadcaster") {
   auto sink = std::make_shared<recording_sink>();
   // Not through the fixture, which keeps a handle to stop it at the end.
   auto c = f.sys->spawn(connection, sink, resume_point{}, f.b, f.buf,
-                        caf::timespan{10s}, size_t{100}, f.stats);
+                        size_t{100}, f.stats);
   f.run();
   caf::actor_addr addr = c.address();
   caf::anon_send(c, atom::session_v, session_state::closed);
