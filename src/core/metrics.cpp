@@ -195,7 +195,8 @@ process_stats read_process_stats() {
 }
 
 std::string render_metrics(const metrics& m, uint64_t sse_clients,
-                           int64_t now_ms, const process_stats& p) {
+                           int64_t now_ms, const process_stats& p,
+                           int64_t actors) {
   std::string out;
   out.reserve(8192);
   header(out, "btcstream_sse_clients", "gauge", "SSE clients connected now.");
@@ -282,7 +283,8 @@ std::string render_metrics(const metrics& m, uint64_t sse_clients,
          "kind=\"http_session\"");
   sample(out, "btcstream_live_objects", get(m.connection_actors),
          "kind=\"connection_actor\"");
-  sample(out, "btcstream_live_objects", get(m.actors), "kind=\"actor\"");
+  sample(out, "btcstream_live_objects", static_cast<double>(actors),
+         "kind=\"actor\"");
   header(out, "btcstream_build_info", "gauge", "Version of this build.");
   sample(out, "btcstream_build_info", 1, "version=\"" BTCSTREAM_VERSION "\"");
   header(out, "process_resident_memory_bytes", "gauge",

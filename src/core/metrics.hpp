@@ -89,8 +89,6 @@ struct metrics {
   std::atomic<int64_t> sse_sessions{0};
   std::atomic<int64_t> http_sessions{0};
   std::atomic<int64_t> connection_actors{0};
-  // Every actor of the actor system, set when /metrics is rendered.
-  std::atomic<int64_t> actors{0};
 
   void count_disconnect(disconnect_reason r) {
     sse_disconnects[static_cast<size_t>(r)].fetch_add(
@@ -141,7 +139,9 @@ process_stats read_process_stats();
 /// The Prometheus text exposition (format 0.0.4) of everything.
 /// @param sse_clients the gauge `btcstream_sse_clients`.
 /// @param now_ms the wall clock, for the age gauges.
+/// @param actors the actors running now (`btcstream_live_objects`, `actor`).
 std::string render_metrics(const metrics& m, uint64_t sse_clients,
-                           int64_t now_ms, const process_stats& p);
+                           int64_t now_ms, const process_stats& p,
+                           int64_t actors);
 
 } // namespace btcstream

@@ -155,15 +155,14 @@ void http_session::handle() {
   case route_kind::metrics:
     // A round trip through the core first: the buffer drops what outlived
     // its TTL, so its gauges are current even when nobody reads it.
-    ctx_->services->health(reply_later<bool>([rq, ctx = ctx_](auto& opts,
-                                                              auto&) {
-      ctx->stats->actors.store(ctx->services->running_actors(),
-                               std::memory_order_relaxed);
-      return metrics_response(
-          render_metrics(*ctx->stats, ctx->sse_clients.load(),
-                         system_wall_clock{}.now_ms(), read_process_stats()),
-          rq, opts);
-    }));
+    ctx_->services->health(
+        reply_later<bool>([rq, ctx = ctx_](auto& opts, auto&) {
+          return metrics_response(
+              render_metrics(*ctx->stats, ctx->sse_clients.load(),
+                             system_wall_clock{}.now_ms(), read_process_stats(),
+                             ctx->services->running_actors()),
+              rq, opts);
+        }));
     return;
   case route_kind::price:
     ctx_->services->latest(

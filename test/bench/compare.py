@@ -193,7 +193,6 @@ class Floor(OneProcess):
 
 
 class Nchan:
-    name = "nchan"
     path = "/stream"
 
     def __init__(self, procs, upstream, interval, workers=2):
@@ -322,8 +321,9 @@ def merge(results):
                   "client_event_cpu_pct", "connect_seconds"):
             if r.get(k) is not None:
                 m[k] = max(m.get(k) or 0, r[k])
-        m["events_receivers_min"] = sum(x.get("events_receivers_min") or 0
-                                        for x in results)
+    # Each process's fewest receivers of an update, over all processes.
+    m["events_receivers_min"] = sum(x.get("events_receivers_min") or 0
+                                    for x in results)
     if len(results) > 1 and m.get("server_cpu_s") is not None:
         m["server_us_per_event"] = m["server_cpu_s"] * 1e6 / max(
             1, m["events_in_phase"])

@@ -42,7 +42,7 @@ TEST_CASE("the exposition names every metric with HELP, TYPE and labels") {
   m.count_request(route_label::price, 503);
   m.count_request(route_label::static_file, 418); // an unlisted code
   m.buffer_entries = 3;
-  auto text = render_metrics(m, 5, 1000, process_stats{});
+  auto text = render_metrics(m, 5, 1000, process_stats{}, 8);
   CHECK(has_line(text, "# TYPE btcstream_sse_clients gauge"));
   CHECK(has_line(text, "btcstream_sse_clients 5"));
   CHECK(has_line(text, "btcstream_sse_connections_total 7"));
@@ -59,11 +59,12 @@ TEST_CASE("the exposition names every metric with HELP, TYPE and labels") {
   CHECK(has_line(
       text, R"(btcstream_http_requests_total{route="static",code="other"} 1)"));
   CHECK(has_line(text, "btcstream_buffer_entries 3"));
+  CHECK(has_line(text, R"(btcstream_live_objects{kind="actor"} 8)"));
   // No price yet: the price gauges are absent rather than made up.
   CHECK(text.find("btcstream_last_price_usd") == std::string::npos);
   m.last_price_ts_ms = 400;
   m.last_price_usd = 97123.45;
-  text = render_metrics(m, 5, 1000, process_stats{});
+  text = render_metrics(m, 5, 1000, process_stats{}, 8);
   CHECK(has_line(text, "btcstream_last_price_age_seconds 0.6"));
   CHECK(has_line(text, "btcstream_last_price_usd 97123.45"));
 }
