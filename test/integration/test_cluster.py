@@ -157,9 +157,8 @@ class FailoverTest(ClusterCase):
             self.resume_exactly(n, last, cols[n],
                                 what="resume of the dead leader's client")
 
-    def test_a_paused_leader_is_fenced(self):
-        redis = self.start_redis()
-        up = self.start_upstream()
+    def start_a_then_b(self, redis, up):
+        """node-a, the leader, then node-b; clients on both."""
         a = self.start_node(redis.url, up, "node-a")
         self.wait_ready([a])
         self.wait_leader([a])
@@ -169,9 +168,30 @@ class FailoverTest(ClusterCase):
         col_a, col_b = self.collect(a), self.collect(b)
         self.assertTrue(col_a.wait_updates(4, 5))
         self.assertTrue(col_b.wait_updates(4, 5))
-        # Pause the leader with a request in flight: its answer (delayed a
-        # little by the fake) arrives while it is stopped; appending it
-        # after SIGCONT, when the lease is someone else's, must be refused.
+        return a, b, col_a, col_b
+
+    def assert_streams_are_the_log(self, redis, named_collectors):
+        entries = self.log_entries(redis)
+        self.assert_log_chain(entries)
+        log_ids = [e.id for e in entries]
+        for name, col in named_collectors:
+            updates, gaps, _ = self.split_events(col.events())
+            self.assertEqual([g.raw for g in gaps], [],
+                             "%s: no gap expected" % name)
+            self.assert_increasing(updates, name)
+            ids = [e.int_id for e in updates]
+            self.assertEqual([i for i in log_ids if ids[0] <= i <= ids[-1]],
+                             ids, "%s: the stream is not the log" % name)
+
+    def test_a_paused_leader_is_deposed_and_appends_nothing_late(self):
+        """SIGSTOP the leader with an upstream request in flight (its answer
+        arrives while it is stopped), past its lease; SIGCONT. The update it
+        then holds must not reach the log: refused by Redis (fenced) or
+        dropped by the node itself; either way the log stays one chain of
+        one update per interval, and the node polls no more."""
+        redis = self.start_redis()
+        up = self.start_upstream()
+        a, b, col_a, col_b = self.start_a_then_b(redis, up)
         n = up.request_count
         up.fail("delay", count=1, seconds=INTERVAL_S * 0.3)
         self.assertTrue(up.wait_requests(n + 1, 2), "the leader stopped "
@@ -184,42 +204,82 @@ class FailoverTest(ClusterCase):
         self.wait_collector_id(col_b, self.log_top(redis) - 1, 1, "node-b")
         a.signal(signal.SIGCONT)
         t_cont = time.time()
-
-        def fenced():
-            value = self.metric(a, "btcstream_cluster_appends_total",
-                                result="fenced") or 0
-            return value >= 1 or "fenced" in a.service_log()
-        try:
-            self.wait_until(fenced, 3, "node-a's late append refused")
-        except AssertionError:
-            s = self.metrics(a)
-            self.fail("node-a's late append after SIGCONT was not refused as "
-                      "fenced: btcstream_cluster_appends_total %r, no "
-                      "'fenced' in its log; lease losses %r"
-                      % (s.by_label("btcstream_cluster_appends_total",
-                                    "result"),
-                         s.get("btcstream_cluster_lease_losses_total")))
-        time.sleep(1.0)
+        time.sleep(1.5)
         self.assertEqual(self.wait_leader([a, b]), b, "node-b stays leader")
         self.assertEqual(self.metric(a, "btcstream_cluster_leader"), 0)
         self.assertGreaterEqual(
             self.metric(a, "btcstream_cluster_lease_losses_total") or 0, 1,
             "node-a lost its lease: lease_losses_total")
-        entries = self.log_entries(redis)
-        self.assert_log_chain(entries)
-        log_ids = [e.id for e in entries]
-        for name, col in (("node-a", col_a), ("node-b", col_b)):
-            updates, gaps, _ = self.split_events(col.events())
-            self.assertEqual(gaps, [], "%s: no gap expected" % name)
-            self.assert_increasing(updates, name)
-            ids = [e.int_id for e in updates]
-            self.assertEqual([i for i in log_ids if ids[0] <= i <= ids[-1]],
-                             ids, "%s: the stream is not the log" % name)
+        self.assert_streams_are_the_log(redis, (("node-a", col_a),
+                                                ("node-b", col_b)))
         self.assert_one_poll_per_interval(up, t_cont, time.time(),
                                           "after node-a's SIGCONT")
-        note("fencing: node-a stopped %.2fs; appends %r"
-             % (t_cont - t_stop, self.metrics(a).by_label(
-                 "btcstream_cluster_appends_total", "result")))
+        appends = self.metrics(a).by_label("btcstream_cluster_appends_total",
+                                           "result")
+        note("paused leader: node-a stopped %.2fs; its appends %r; 'fenced' "
+             "in its log: %s" % (t_cont - t_stop, appends,
+                                 "fenced" in a.service_log()))
+
+    def test_an_append_with_a_stolen_lease_is_fenced(self):
+        """The lease changes hands in Redis right after node-a renewed it
+        (seen with MONITOR): node-a's next append, within the same renewal
+        period, must be refused atomically by Redis (fenced), node-a must
+        stop polling, and nothing reaches the log until the lease is
+        someone's again."""
+        redis = self.start_redis()
+        up = self.start_upstream()
+        a, b, col_a, col_b = self.start_a_then_b(redis, up)
+        lease_key, token_key = self.prefix + ":lease", self.prefix + ":token"
+        monitor = redis.connect(timeout=5)
+        self.addCleanup(monitor.close)
+        self.assertEqual(monitor.call("MONITOR"), b"OK")
+        thief = redis.connect()
+        self.addCleanup(thief.close)
+        deadline = time.monotonic() + 5
+        while True:  # a lease renewal by node-a: [.. "<lease>" "<token>" "node-a" ..]
+            line = monitor._line()
+            if (('"%s" "%s" "node-a"' % (lease_key, token_key)).encode()
+                    in line):
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            "no lease renewal by node-a seen with MONITOR")
+        token = thief.call("INCR", token_key)
+        thief.call("SET", lease_key, "%d intruder" % token, "PX", 3000)
+        t_steal = time.time()
+        monitor.close()
+        top = self.log_top(redis)
+
+        def fenced():
+            value = self.metric(a, "btcstream_cluster_appends_total",
+                                result="fenced") or 0
+            return value >= 1 and "fenced" in a.service_log()
+        try:
+            self.wait_until(fenced, 2, "node-a's append refused")
+        except AssertionError:
+            s = self.metrics(a)
+            self.fail("node-a's append after the lease was stolen was not "
+                      "refused as fenced (metric and log): "
+                      "btcstream_cluster_appends_total %r, 'fenced' in its "
+                      "log: %s; lease losses %r"
+                      % (s.by_label("btcstream_cluster_appends_total",
+                                    "result"), "fenced" in a.service_log(),
+                         s.get("btcstream_cluster_lease_losses_total")))
+        self.wait_until(lambda: self.info(a).get("leader") == "intruder" and
+                        self.info(b).get("leader") == "intruder", 1.5,
+                        "both nodes to see the intruder's lease")
+        self.assertEqual(self.metric(a, "btcstream_cluster_leader"), 0)
+        time.sleep(max(0, t_steal + 2.5 - time.time()))
+        self.assertEqual(self.log_top(redis), top, "nothing may be appended "
+                         "while the intruder holds the lease")
+        polls, _ = self.upstream_spacing(up, t_steal + 0.5, t_steal + 2.5)
+        self.assertEqual(polls, [], "a node polled while the intruder held "
+                         "the lease")
+        # The intruder's lease expires: a node leads and polls again.
+        self.wait_leader([a, b], timeout=5)
+        self.wait_collector_id(col_a, top, 3, "node-a after the intruder")
+        self.wait_collector_id(col_b, top, 3, "node-b after the intruder")
+        self.assert_streams_are_the_log(redis, (("node-a", col_a),
+                                                ("node-b", col_b)))
 
 
 class RedisRestartTest(ClusterCase):
@@ -341,18 +401,15 @@ class RedisRestartTest(ClusterCase):
         for svc, col in ((a, cols[0]), (b, cols[2])):
             stream = self.open_ok_stream(
                 svc, headers=[("Last-Event-ID", str(top))])
-            gap = stream.next_event(3)
-            self.assertTrue(gap.is_gap, "%s: resume from before an empty "
-                            "restart must start with a gap, got %r"
-                            % (svc.node_id, gap.raw))
-            self.assertEqual(gap.json(), {"requested": str(top),
-                                          "oldest": after[0].id},
-                             "%s: the resume gap's data" % svc.node_id)
-            replay = self.read_frames(stream, 3)
-            self.assertEqual([f.id for f in replay],
-                             [e.id for e in after[:3]],
-                             "%s: the replay after the gap" % svc.node_id)
-
+            got = [stream.next_event(3) for _ in range(4)]
+            expected = [('event: gap\ndata: {"requested":"%d","oldest":%d}'
+                         '\n\n' % (top, after[0].id)).encode()]
+            expected += [e.raw for e in col.updates()
+                         if e.int_id in [x.id for x in after[:3]]]
+            self.assertEqual([e.raw for e in got], expected,
+                             "%s: a resume from %d, the last id before an "
+                             "empty restart: a gap naming the first id after "
+                             "it, then the new log" % (svc.node_id, top))
 
 class PartitionTest(ClusterCase):
 
