@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/atoms.hpp"
+#include "core/cluster_log.hpp"
 #include "core/frame_sink.hpp"
 #include "core/query.hpp"
 #include "core/ring_buffer.hpp"
@@ -39,10 +40,19 @@ using broadcaster_actor = caf::typed_actor<
     // Health round trip; replies with the number of subscribers.
     caf::replies_to<atom::ping>::with<uint64_t>>;
 
+/// Where the fetcher hands each valid update: the buffer (one node) or the
+/// bus (cluster mode).
+using update_sink_actor
+    = caf::typed_actor<caf::reacts_to<atom::publish, update>>;
+
 /// The TTL ring buffer: encodes each update once and answers history queries.
 using buffer_actor = caf::typed_actor<
-    // A validated update with its id, from the fetcher.
+    // A validated update with its id, from the fetcher (one node).
     caf::reacts_to<atom::publish, update>,
+    // An entry of the cluster's log, in log order, from the reader.
+    caf::reacts_to<atom::ingest, log_entry>,
+    // A lagging node's wait for a resume id ends, from itself.
+    caf::reacts_to<atom::wait, uint64_t>,
     // Frames after a resume point up to `upto`, from a connection.
     caf::replies_to<atom::history, resume_point, uint64_t>::with<history>,
     // The latest update stored, expired or not (REST, readiness), from the
@@ -57,13 +67,52 @@ using buffer_actor = caf::typed_actor<
 
 /// Polls the upstream on a fixed-rate schedule and assigns event ids.
 using fetcher_actor = caf::typed_actor<
-    // The schedule, from itself.
-    caf::reacts_to<atom::tick>,
+    // The schedule, from itself; stale unless the number matches.
+    caf::reacts_to<atom::tick, uint64_t>,
+    // Start polling, the first request after the delay; from the bus when
+    // this node becomes the leader.
+    caf::reacts_to<atom::lead, caf::timespan>,
+    // Stop polling and drop what is in flight; from the bus when the lease
+    // is lost or cannot be renewed in time.
+    caf::reacts_to<atom::follow>,
     // A retry after a failure, from itself; stale unless the number matches.
     caf::reacts_to<atom::retry, uint64_t>,
     // The outcome of one request, from the upstream client's thread.
     caf::reacts_to<atom::fetched, fetch_result>,
     // Health round trip; replies with the last id assigned (0 if none).
+    caf::replies_to<atom::ping>::with<uint64_t>>;
+
+/// Cluster mode: holds the lease (the only poller) and appends the
+/// fetcher's updates to the log, fenced by the lease's token.
+using bus_actor = caf::typed_actor<
+    // A validated update, from the fetcher (while this node leads).
+    caf::reacts_to<atom::publish, update>,
+    // The fetcher to start and stop, from the wiring (once: the fetcher
+    // needs the bus as its sink first).
+    caf::reacts_to<atom::poller, fetcher_actor>,
+    // The lease timer: acquire or renew, or give up in time; from itself.
+    caf::reacts_to<atom::tick>,
+    // The lease as Redis holds it, for the request sent at the given steady
+    // time (ns); from the log's callback.
+    caf::reacts_to<atom::lease, int64_t, lease_reply>,
+    // The outcome of an append, from the log's callback.
+    caf::reacts_to<atom::appended, append_reply>,
+    // The newest entry this node has read from the log, from the reader.
+    caf::reacts_to<atom::ingest, log_entry>,
+    // The lease holder's node id as last seen ("" when none), from the front
+    // end (/api/v1/info).
+    caf::replies_to<atom::leader>::with<std::string>,
+    // Health round trip; replies with 1 while this node leads, else 0.
+    caf::replies_to<atom::ping>::with<uint64_t>>;
+
+/// Cluster mode: follows the log (backfill, then blocking reads) and feeds
+/// the buffer with every entry, in order.
+using reader_actor = caf::typed_actor<
+    // Start the next read, from itself.
+    caf::reacts_to<atom::read>,
+    // The outcome of a read, from the log's callback.
+    caf::reacts_to<atom::got, read_reply>,
+    // Health round trip; replies with the newest id read (0 if none).
     caf::replies_to<atom::ping>::with<uint64_t>>;
 
 } // namespace btcstream
@@ -80,3 +129,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::session_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<btcstream::update>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<btcstream::update>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<int64_t>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::log_entry)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::lease_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::append_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::read_reply)

@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <limits>
 
 namespace btcstream {
@@ -21,13 +22,63 @@ void expire(buffer_state& st) {
                               std::memory_order_relaxed);
 }
 
+using self_ptr = buffer_actor::stateful_pointer<buffer_state>;
+
+/// Stores an update whose predecessor in the log is `prev` and publishes it.
+void store(self_ptr self, const update& u, uint64_t prev) {
+  auto& st = self->state;
+  auto holes = st.ring->holes();
+  auto held = st.ring->newest_id();
+  auto s = st.ring->push(stored{u, encode_update(u), steady_now_ns(), nullptr},
+                         prev);
+  if (!s) {
+    log(log_level::error, "buffer drops update " + std::to_string(u.id)
+                              + ": id not above "
+                              + std::to_string(st.ring->newest_id()));
+    return;
+  }
+  auto& m = *st.stats;
+  if (st.ring->holes() != holes) {
+    m.cluster.holes.fetch_add(1, std::memory_order_relaxed);
+    log(log_level::warn,
+        "buffer finds a hole in the log before " + std::to_string(u.id)
+            + " (its predecessor " + std::to_string(prev) + ", newest held "
+            + std::to_string(held) + "): clients get a gap event");
+  }
+  auto out = *s;
+  expire(st);
+  st.last = u;
+  m.events_published.fetch_add(1, std::memory_order_relaxed);
+  m.last_price_usd.store(u.price, std::memory_order_relaxed);
+  m.last_price_ts_ms.store(u.ts_ms, std::memory_order_relaxed);
+  self->send(st.broadcaster, atom::publish_v, std::move(out));
+}
+
+/// Whether a resume point is ahead of everything held (a lagging node).
+bool ahead(const buffer_state& st, const resume_point& from) {
+  return from.what == resume_point::kind::after_id
+         && from.id > st.ring->newest_id();
+}
+
+/// Answers the waiting queries the log has caught up with.
+void answer_caught_up(buffer_state& st) {
+  auto& w = st.waiting;
+  auto i = std::remove_if(w.begin(), w.end(), [&](waiting_query& q) {
+    if (ahead(st, q.from))
+      return false;
+    q.reply.deliver(st.ring->query(q.from, q.upto));
+    return true;
+  });
+  w.erase(i, w.end());
+}
+
 } // namespace
 
 buffer_actor::behavior_type
 buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
        std::chrono::milliseconds ttl, broadcaster_actor broadcaster,
-       std::shared_ptr<const wall_clock> clock,
-       std::shared_ptr<metrics> stats) {
+       std::shared_ptr<const wall_clock> clock, std::shared_ptr<metrics> stats,
+       caf::timespan lag_wait) {
   if (capacity == 0 || !broadcaster || !clock || !stats) {
     self->quit(make_error(ec::invalid_argument,
                           "buffer needs capacity, broadcaster, clock, stats"));
@@ -39,31 +90,45 @@ buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
   st.broadcaster = std::move(broadcaster);
   st.clock = std::move(clock);
   st.stats = std::move(stats);
+  st.lag_wait = lag_wait;
   self->link_to(st.broadcaster);
   return {
       // A validated update with its id, from the fetcher.
       [self](atom::publish, const update& u) {
+        store(self, u, self->state.ring->newest_id());
+      },
+      // An entry of the cluster's log, from the reader.
+      [self](atom::ingest, const log_entry& e) {
+        store(self, e.u, e.prev);
+        answer_caught_up(self->state);
+      },
+      // A lagging node's wait ends: answer with what is held.
+      [self](atom::wait, uint64_t key) {
         auto& st = self->state;
-        stored s{u, encode_update(u), steady_now_ns(), nullptr};
-        if (!st.ring->push(s)) {
-          log(log_level::error, "buffer drops update " + std::to_string(u.id)
-                                    + ": id not above "
-                                    + std::to_string(st.ring->newest_id()));
+        auto& w = st.waiting;
+        auto i = std::find_if(w.begin(), w.end(), [key](auto& q) {
+          return q.key == key;
+        });
+        if (i == w.end())
           return;
-        }
         expire(st);
-        st.last = u;
-        auto& m = *st.stats;
-        m.events_published.fetch_add(1, std::memory_order_relaxed);
-        m.last_price_usd.store(u.price, std::memory_order_relaxed);
-        m.last_price_ts_ms.store(u.ts_ms, std::memory_order_relaxed);
-        self->send(st.broadcaster, atom::publish_v, std::move(s));
+        i->reply.deliver(st.ring->query(i->from, i->upto));
+        w.erase(i);
       },
       // Frames after a resume point up to `upto`, from a connection.
       [self](atom::history, const resume_point& from,
-             uint64_t upto) -> history {
+             uint64_t upto) -> caf::result<history> {
         auto& st = self->state;
         expire(st);
+        if (st.lag_wait > caf::timespan::zero() && ahead(st, from)) {
+          // Another node has sent this client an id our log has not
+          // reached yet: wait for it rather than report a false gap.
+          auto key = ++st.next_key;
+          st.waiting.push_back(
+              {key, from, upto, self->make_response_promise<history>()});
+          self->delayed_send(self, st.lag_wait, atom::wait_v, key);
+          return st.waiting.back().reply;
+        }
         return st.ring->query(from, upto);
       },
       // The latest update, from the front end.

@@ -47,8 +47,8 @@ bool may_start(self_ptr self) {
   return !st.in_flight && self->clock().now() >= st.not_before;
 }
 
-void log_failure(fetcher_state& st, fetch_outcome o, const fetch_result& r,
-                 const coindesk_result& parsed) {
+void report_failure(fetcher_state& st, fetch_outcome o, const fetch_result& r,
+                    const coindesk_result& parsed) {
   // The first failure and every 100th in a row: a dead upstream must not
   // flood the log.
   auto n = st.policy->failures();
@@ -73,27 +73,38 @@ void publish(self_ptr self, double price) {
   update u{next_event_id(st.last_id, now), now, price};
   st.last_id = u.id;
   st.last_ts = u.ts_ms;
-  self->send(st.buffer, atom::publish_v, u);
+  self->send(st.sink, atom::publish_v, u);
+}
+
+/// Starts a tick chain whose first tick is due at `first`.
+void start_ticks(self_ptr self, caf::actor_clock::time_point first) {
+  auto& st = self->state;
+  st.active = true;
+  ++st.epoch;
+  st.next_tick = first;
+  if (first <= self->clock().now())
+    self->send(self, atom::tick_v, st.epoch);
+  else
+    self->scheduled_send(self, first, atom::tick_v, st.epoch);
 }
 
 } // namespace
 
 fetcher_actor::behavior_type
 fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
-        buffer_actor buffer, std::shared_ptr<const wall_clock> clock,
+        update_sink_actor sink, std::shared_ptr<const wall_clock> clock,
         std::shared_ptr<random_source> rng, std::string instrument,
-        caf::timespan interval, std::shared_ptr<metrics> stats) {
-  if (!client || !buffer || !clock || !rng || !stats
+        caf::timespan interval, std::shared_ptr<metrics> stats, bool active) {
+  if (!client || !sink || !clock || !rng || !stats
       || interval <= caf::timespan::zero()) {
-    self->quit(
-        make_error(ec::invalid_argument,
-                   "fetcher needs client, buffer, clock, rng, interval"));
+    self->quit(make_error(ec::invalid_argument,
+                          "fetcher needs client, sink, clock, rng, interval"));
     return fetcher_actor::behavior_type::make_empty_behavior();
   }
   set_default_handlers(self);
   auto& st = self->state;
   st.client = std::move(client);
-  st.buffer = std::move(buffer);
+  st.sink = std::move(sink);
   st.clock = std::move(clock);
   st.rng = std::move(rng);
   st.stats = std::move(stats);
@@ -104,16 +115,19 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
   st.origin = self->clock().now();
   st.next_tick = st.origin;
   st.not_before = st.origin;
-  self->link_to(st.buffer);
+  self->link_to(st.sink);
   self->attach_functor([c = st.client] {
     c->stop();
   });
   // The first poll goes out at once.
-  self->send(self, atom::tick_v);
+  if (active)
+    start_ticks(self, st.origin);
   return {
       // The schedule, from itself.
-      [self](atom::tick) {
+      [self](atom::tick, uint64_t epoch) {
         auto& st = self->state;
+        if (!st.active || epoch != st.epoch)
+          return;
         auto now = self->clock().now();
         // Due now; the next one is a whole interval later. Ticks that were
         // missed (a stalled scheduler) are skipped, not bursted.
@@ -122,16 +136,34 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
           st.next_tick += st.interval;
           skip(st);
         }
-        self->scheduled_send(self, st.next_tick, atom::tick_v);
+        self->scheduled_send(self, st.next_tick, atom::tick_v, st.epoch);
         if (!may_start(self)) {
           skip(st);
           return;
         }
         start_request(self);
       },
+      // Start polling, from the bus.
+      [self](atom::lead, caf::timespan delay) {
+        if (self->state.active)
+          return;
+        log(log_level::info, "fetcher starts polling");
+        start_ticks(self, self->clock().now() + delay);
+      },
+      // Stop polling, from the bus.
+      [self](atom::follow) {
+        auto& st = self->state;
+        if (!st.active)
+          return;
+        log(log_level::info, "fetcher stops polling");
+        st.active = false;
+        ++st.epoch;   // the pending tick is stale
+        ++st.attempt; // so is a pending retry
+      },
       // A retry after a failure, from itself.
       [self](atom::retry, uint64_t attempt) {
-        if (attempt == self->state.attempt && may_start(self))
+        if (self->state.active && attempt == self->state.attempt
+            && may_start(self))
           start_request(self);
       },
       // The outcome of one request, from the upstream client.
@@ -157,7 +189,9 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
                                      + std::to_string(failures_before)
                                      + " failed requests");
           st.unauthorized = false;
-          publish(self, *parsed.price);
+          // A request that outlived this node's lead is not published.
+          if (st.active)
+            publish(self, *parsed.price);
           return;
         }
         if (d.unauthorized) {
@@ -171,7 +205,7 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
                     + " s");
           st.unauthorized = true;
         } else {
-          log_failure(st, outcome, r, parsed);
+          report_failure(st, outcome, r, parsed);
         }
         if (d.retry_at)
           self->scheduled_send(self, from_ms(st, *d.retry_at), atom::retry_v,

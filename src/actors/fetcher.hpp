@@ -20,8 +20,8 @@ namespace btcstream {
 struct fetcher_state {
   /// The network port; answers arrive as `fetched` messages.
   std::shared_ptr<upstream_client> client;
-  /// Receives every valid update.
-  buffer_actor buffer;
+  /// Receives every valid update: the buffer, or the bus in cluster mode.
+  update_sink_actor sink;
   /// Wall clock: retrieval times, ids, HTTP-dates.
   std::shared_ptr<const wall_clock> clock;
   /// Jitter for retries.
@@ -48,6 +48,12 @@ struct fetcher_state {
   bool in_flight = false;
   /// Whether a 401/403 pause is on (logged once when it starts).
   bool unauthorized = false;
+  /// Whether the fetcher polls (always on one node; while leading in cluster
+  /// mode).
+  bool active = false;
+  /// Identifies the one tick chain that may still run; bumped by every
+  /// start and stop.
+  uint64_t epoch = 0;
   /// The last id assigned, 0 if none.
   uint64_t last_id = 0;
   /// The last timestamp assigned (unix ms), 0 if none.
@@ -60,19 +66,23 @@ struct fetcher_state {
 /// a tick that finds a request in flight or a pause is skipped, missed ticks
 /// are never bursted), applies the failure policy (`fetch_policy`: retries
 /// with backoff before the next tick, Retry-After, the 401/403 pause),
-/// validates each answer and assigns the update's id.
+/// validates each answer and assigns the update's id. In cluster mode it
+/// polls only between `lead` and `follow`, and its ids are a floor that the
+/// log's append raises if needed.
 /// @param client the upstream port.
-/// @param buffer receives every valid update.
+/// @param sink receives every valid update.
 /// @param clock the wall clock.
 /// @param rng randomness for retry jitter.
 /// @param instrument the instrument to read (e.g. "BTC-USD").
 /// @param interval time between polls (> 0).
 /// @param stats the metrics.
+/// @param active whether to poll from the start (one node) or wait for
+/// `lead` (cluster mode).
 fetcher_actor::behavior_type
 fetcher(fetcher_actor::stateful_pointer<fetcher_state> self,
-        std::shared_ptr<upstream_client> client, buffer_actor buffer,
+        std::shared_ptr<upstream_client> client, update_sink_actor sink,
         std::shared_ptr<const wall_clock> clock,
         std::shared_ptr<random_source> rng, std::string instrument,
-        caf::timespan interval, std::shared_ptr<metrics> stats);
+        caf::timespan interval, std::shared_ptr<metrics> stats, bool active);
 
 } // namespace btcstream

@@ -11,6 +11,7 @@ namespace {
 using latest_callback = std::function<void(std::optional<update>)>;
 using updates_callback = std::function<void(std::vector<update>)>;
 using health_callback = std::function<void(bool)>;
+using leader_callback = std::function<void(std::string)>;
 
 // The callbacks travel as spawn arguments (never captured alone): CAF 0.17
 // mishandles function actors spawned without arguments.
@@ -34,6 +35,18 @@ void ask_updates(caf::event_based_actor* self, buffer_actor buf,
       .then(
           [done](std::vector<update>& us) {
             done(std::move(us));
+          },
+          [done](caf::error&) {
+            done({});
+          });
+}
+
+void ask_leader(caf::event_based_actor* self, bus_actor bus,
+                caf::timespan timeout, leader_callback done) {
+  self->request(bus, timeout, atom::leader_v)
+      .then(
+          [done](std::string& node) {
+            done(std::move(node));
           },
           [done](caf::error&) {
             done({});
@@ -69,11 +82,12 @@ void ask_health(caf::event_based_actor* self, fetcher_actor f, buffer_actor b,
 class actor_service_port final : public service_port {
 public:
   actor_service_port(caf::actor_system& sys, fetcher_actor f, buffer_actor b,
-                     broadcaster_actor br, caf::timespan timeout)
+                     broadcaster_actor br, bus_actor bus, caf::timespan timeout)
       : sys_(sys),
         fetcher_(std::move(f)),
         buffer_(std::move(b)),
         broadcaster_(std::move(br)),
+        bus_(std::move(bus)),
         timeout_(timeout) {}
 
   void latest(latest_callback done) override {
@@ -90,6 +104,14 @@ public:
                             timeout_, std::move(done));
   }
 
+  void leader(leader_callback done) override {
+    if (!bus_) {
+      done({});
+      return;
+    }
+    sys_.spawn<caf::hidden>(ask_leader, bus_, timeout_, std::move(done));
+  }
+
   // The ask_* helpers above are hidden: they live for one call and are not
   // counted, so the count is the core actors plus one per client.
   int64_t running_actors() const override {
@@ -101,19 +123,19 @@ private:
   fetcher_actor fetcher_;
   buffer_actor buffer_;
   broadcaster_actor broadcaster_;
+  bus_actor bus_;
   caf::timespan timeout_;
 };
 
 } // namespace
 
-std::shared_ptr<service_port> make_service_port(caf::actor_system& sys,
-                                                fetcher_actor fetcher,
-                                                buffer_actor buffer,
-                                                broadcaster_actor broadcaster,
-                                                caf::timespan timeout) {
-  return std::make_shared<actor_service_port>(sys, std::move(fetcher),
-                                              std::move(buffer),
-                                              std::move(broadcaster), timeout);
+std::shared_ptr<service_port>
+make_service_port(caf::actor_system& sys, fetcher_actor fetcher,
+                  buffer_actor buffer, broadcaster_actor broadcaster,
+                  bus_actor bus, caf::timespan timeout) {
+  return std::make_shared<actor_service_port>(
+      sys, std::move(fetcher), std::move(buffer), std::move(broadcaster),
+      std::move(bus), timeout);
 }
 
 } // namespace btcstream

@@ -1,12 +1,16 @@
 #include "app/config.hpp"
 
 #include "app/defaults.hpp"
+#include "core/redis_url.hpp"
 #include "core/units.hpp"
 #include "core/url.hpp"
 
 #include <boost/program_options.hpp>
 
+#include <unistd.h>
+
 #include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -64,7 +68,12 @@ po::options_description options() {
     ("cors-origin", s("*"), "Access-Control-Allow-Origin")
     ("log-level", s("info"), "debug, info, warn or error")
     ("log-format", s("text"), "text or json (one object per line)")
-    ("redis", s("none"), "redis://host:port enables cluster mode")
+    ("redis", s("none"),
+     "redis://[:password@]host:port[/db] enables cluster mode")
+    ("redis-password-file", s("none"), "file holding the Redis password")
+    ("redis-prefix", s("btcstream"), "prefix of btcstream's keys in Redis")
+    ("node-id", s("hostname:pid"), "this node's name in the cluster")
+    ("lease-ttl", s("10s"), "the leader's lease (cluster mode)")
     ("io-threads", s("2"), "Asio threads (benchmark before changing)")
     ("actor-threads", s("2"), "CAF scheduler threads")
     ("actor-policy", s("sharing"),
@@ -108,17 +117,58 @@ uint64_t count_of(const po::variables_map& vm, const char* k, uint64_t def,
   return n;
 }
 
-std::string read_key_file(const std::string& path) {
+/// A secret from a file, trailing white space dropped; `flag` names it in
+/// errors.
+std::string read_secret_file(const std::string& path, const char* flag) {
   std::ifstream in{path, std::ios::binary};
   if (!in)
-    throw bad_value{"--api-key-file: cannot read '" + path + "'"};
+    throw bad_value{std::string{"--"} + flag + ": cannot read '" + path + "'"};
   std::string key{std::istreambuf_iterator<char>{in},
                   std::istreambuf_iterator<char>{}};
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
     key.pop_back();
   if (key.empty())
-    throw bad_value{"--api-key-file: '" + path + "' is empty"};
+    throw bad_value{std::string{"--"} + flag + ": '" + path + "' is empty"};
   return key;
+}
+
+std::string default_node_id() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+    std::snprintf(host, sizeof(host), "node");
+  return std::string{host} + ":" + std::to_string(getpid());
+}
+
+/// The cluster-mode flags; `--redis` absent leaves one node in memory.
+void build_cluster(const po::variables_map& vm, config& c) {
+  auto redis = get(vm, "redis");
+  for (auto* k :
+       {"redis-password-file", "redis-prefix", "node-id", "lease-ttl"})
+    if (!redis && vm.count(k))
+      throw bad_value{std::string{"--"} + k + ": only with --redis"};
+  if (!redis)
+    return;
+  std::string why;
+  if (!parse_redis_url(*redis, &why))
+    throw bad_value{"--redis: " + why};
+  c.redis_url = *redis;
+  if (auto f = get(vm, "redis-password-file"))
+    c.redis_password = read_secret_file(*f, "redis-password-file");
+  c.redis_prefix = get(vm, "redis-prefix").value_or("btcstream");
+  if (c.redis_prefix.empty() || c.redis_prefix.size() > 64
+      || c.redis_prefix.find_first_of(" \t\r\n{}") != std::string::npos)
+    throw bad_value{"--redis-prefix: expected 1 to 64 characters without "
+                    "white space or braces, got '"
+                    + c.redis_prefix + "'"};
+  c.node_id = get(vm, "node-id").value_or(default_node_id());
+  if (c.node_id.empty() || c.node_id.size() > 128
+      || c.node_id.find_first_of(" \t\r\n") != std::string::npos)
+    throw bad_value{"--node-id: expected 1 to 128 characters without white "
+                    "space, got '"
+                    + c.node_id + "'"};
+  c.lease_ttl = duration_of(vm, "lease-ttl", c.lease_ttl, true);
+  if (c.lease_ttl < std::chrono::milliseconds{300})
+    throw bad_value{"--lease-ttl: at least 300ms (renewed every third)"};
 }
 
 config build(const po::variables_map& vm, const po::variables_map& flags) {
@@ -160,7 +210,7 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
     throw bad_value{"--api-key and --api-key-file (BTCSTREAM_API_KEY and "
                     "BTCSTREAM_API_KEY_FILE): give only one"};
   if (flag_file || (!flag_key && key_file))
-    c.api_key = read_key_file(*key_file);
+    c.api_key = read_secret_file(*key_file, "api-key-file");
   else if (key)
     c.api_key = *key;
   else if (auto fallback = get(vm, "coindesk-api-key"))
@@ -213,9 +263,7 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
   else
     throw bad_value{"--log-format: expected text or json, got '" + format
                     + "'"};
-  if (auto redis = get(vm, "redis"))
-    throw bad_value{"--redis: cluster mode is not available in this build "
-                    "yet; run without --redis (one node, in memory)"};
+  build_cluster(vm, c);
   c.healthcheck = vm.count("healthcheck") > 0;
   c.io_threads = static_cast<unsigned>(
       count_of(vm, "io-threads", defaults::io_threads, 1, 64));
@@ -308,6 +356,10 @@ std::string describe(const config& c) {
      << " cors_origin=" << c.cors_origin << " io_threads=" << c.io_threads
      << " actor_threads=" << c.actor_threads
      << " actor_policy=" << (c.work_stealing ? "stealing" : "sharing");
+  if (!c.redis_url.empty())
+    os << " redis=" << parse_redis_url(c.redis_url)->describe()
+       << " redis_prefix=" << c.redis_prefix << " node_id=" << c.node_id
+       << " lease_ttl=" << ms_text(c.lease_ttl);
   return os.str();
 }
 

@@ -42,6 +42,17 @@ struct config {
   bool healthcheck = false;
   unsigned io_threads = 2;
   unsigned actor_threads = 2;
+  /// Cluster mode: `--redis` as given (empty: one node in memory). Never
+  /// logged with its password.
+  std::string redis_url;
+  /// `--redis-password-file`'s content (overrides a password in the URL).
+  std::string redis_password;
+  /// Key prefix in Redis (several deployments may share one Redis).
+  std::string redis_prefix = "btcstream";
+  /// This node's id in the lease (default hostname:pid).
+  std::string node_id;
+  /// The leader's lease.
+  std::chrono::milliseconds lease_ttl{10000};
   /// `--actor-policy stealing`: CAF's work-stealing scheduler instead of
   /// work sharing (for benchmarks: see docs/performance.md).
   bool work_stealing = false;

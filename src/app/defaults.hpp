@@ -29,4 +29,8 @@ inline constexpr uint64_t reserved_fds = 100;
 /// How long /healthz waits for the core actors' answers.
 inline constexpr auto health_timeout = 2s;
 
+/// How long the log reader's blocking read waits (cluster mode); its
+/// connection counts as dead 2 s after that without an answer.
+inline constexpr auto redis_block = 2s;
+
 } // namespace btcstream::defaults

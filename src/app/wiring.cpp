@@ -2,12 +2,16 @@
 
 #include "actors/broadcaster.hpp"
 #include "actors/buffer.hpp"
+#include "actors/bus.hpp"
 #include "actors/fetcher.hpp"
+#include "actors/reader.hpp"
 #include "actors/service_port.hpp"
 #include "actors/stream_port.hpp"
 #include "actors/supervision.hpp"
 #include "app/defaults.hpp"
+#include "cluster/redis_log.hpp"
 #include "core/log.hpp"
+#include "core/redis_url.hpp"
 #include "core/url.hpp"
 #include "http/listener.hpp"
 #include "upstream/http_client.hpp"
@@ -68,6 +72,27 @@ std::optional<fs::path> find_web_root(const std::string& configured) {
       return p;
   }
   return std::nullopt;
+}
+
+/// The two Redis connections of a cluster node: a blocking read holds its
+/// connection, so the lease and appends have their own.
+struct cluster_links {
+  std::shared_ptr<cluster_log> leader;
+  std::shared_ptr<cluster_log> reader;
+};
+
+cluster_links connect_cluster(asio::io_context& ioc, const config& cfg) {
+  auto ep = *parse_redis_url(cfg.redis_url);
+  if (!cfg.redis_password.empty())
+    ep.password = cfg.redis_password;
+  // Lease requests must fail well inside the lease's renewal period.
+  auto quick = std::min<std::chrono::milliseconds>(std::chrono::seconds{2},
+                                                   cfg.lease_ttl / 4);
+  auto leader_conn = std::make_shared<redis_connection>(ioc, ep, quick);
+  auto reader_conn
+      = std::make_shared<redis_connection>(ioc, ep, std::chrono::seconds{2});
+  return {std::make_shared<redis_log>(leader_conn, cfg.redis_prefix, quick),
+          std::make_shared<redis_log>(reader_conn, cfg.redis_prefix)};
 }
 
 /// Resolves once: the first outcome (signal or core failure) wins.
@@ -139,12 +164,38 @@ int run_service(const config& given) {
     auto client = std::make_shared<http_client>(ioc, *upstream, tls,
                                                 cfg.api_key, timeout);
     auto stats = std::make_shared<metrics>();
+    bool cluster = !cfg.redis_url.empty();
+    stats->cluster_mode = cluster;
     auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat}, stats);
-    auto buf = sys.spawn(buffer, static_cast<size_t>(cfg.history_max),
-                         cfg.history_ttl, b, clock, stats);
+    // A lagging node waits up to one interval for a resume id it has not
+    // read yet (cluster mode).
+    auto buf = sys.spawn(
+        buffer, static_cast<size_t>(cfg.history_max), cfg.history_ttl, b, clock,
+        stats, cluster ? caf::timespan{cfg.interval} : caf::timespan::zero());
     auto rng = std::make_shared<seeded_random>(std::random_device{}());
-    auto f = sys.spawn(fetcher, client, buf, clock, rng, upstream->instrument(),
-                       caf::timespan{cfg.interval}, stats);
+    bus_actor the_bus;
+    reader_actor the_reader;
+    update_sink_actor sink = buf;
+    if (cluster) {
+      auto links = connect_cluster(ioc, cfg);
+      bus_options bo;
+      bo.node = cfg.node_id;
+      bo.lease_ttl = cfg.lease_ttl;
+      bo.interval = cfg.interval;
+      bo.max_len = cfg.history_max;
+      bo.ttl = cfg.history_ttl;
+      the_bus = sys.spawn(bus, links.leader, clock, stats, bo);
+      the_reader
+          = sys.spawn(reader, links.reader, buf, the_bus, clock,
+                      std::make_shared<seeded_random>(std::random_device{}()),
+                      stats, std::chrono::milliseconds{defaults::redis_block});
+      sink = the_bus;
+    }
+    auto f
+        = sys.spawn(fetcher, client, sink, clock, rng, upstream->instrument(),
+                    caf::timespan{cfg.interval}, stats, !cluster);
+    if (cluster)
+      caf::anon_send(the_bus, atom::poller_v, f);
     auto shutting_down = [&stopping] {
       return stopping.load();
     };
@@ -158,6 +209,12 @@ int run_service(const config& given) {
                      fail);
     watch_core_actor(caf::actor_cast<caf::actor>(f), "fetcher", shutting_down,
                      fail);
+    if (cluster) {
+      watch_core_actor(caf::actor_cast<caf::actor>(the_bus), "bus",
+                       shutting_down, fail);
+      watch_core_actor(caf::actor_cast<caf::actor>(the_reader), "reader",
+                       shutting_down, fail);
+    }
 
     auto ctx = std::make_shared<server_context>();
     ctx->stats = stats;
@@ -172,7 +229,9 @@ int run_service(const config& given) {
     ctx->opts.history_ttl = cfg.history_ttl;
     ctx->opts.history_max = cfg.history_max;
     ctx->opts.heartbeat = cfg.heartbeat;
-    ctx->services = make_service_port(sys, f, buf, b, defaults::health_timeout);
+    ctx->opts.node_id = cfg.node_id;
+    ctx->services
+        = make_service_port(sys, f, buf, b, the_bus, defaults::health_timeout);
     ctx->streams = make_stream_port(sys, b, buf, cfg.history_max + 16, stats);
     auto lst = std::make_shared<listener>(ioc, ctx);
     bool listening = false;
@@ -222,9 +281,11 @@ int run_service(const config& given) {
     signals.cancel();
     client->stop();
     for (auto& h :
-         {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(buf),
-          caf::actor_cast<caf::actor>(b)})
-      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+         {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(the_bus),
+          caf::actor_cast<caf::actor>(the_reader),
+          caf::actor_cast<caf::actor>(buf), caf::actor_cast<caf::actor>(b)})
+      if (h)
+        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
     while (ctx->sse_clients.load() > 0

@@ -194,6 +194,78 @@ process_stats read_process_stats() {
   return p;
 }
 
+const char* to_string(redis_op o) {
+  switch (o) {
+  case redis_op::connect:
+    return "connect";
+  case redis_op::lease:
+    return "lease";
+  case redis_op::append:
+    return "append";
+  case redis_op::read:
+    return "read";
+  case redis_op::decode:
+    return "decode";
+  }
+  return "?";
+}
+
+const char* to_string(append_result r) {
+  switch (r) {
+  case append_result::ok:
+    return "ok";
+  case append_result::fenced:
+    return "fenced";
+  case append_result::error:
+    return "error";
+  }
+  return "?";
+}
+
+namespace {
+
+void render_cluster(std::string& out, const cluster_metrics& c) {
+  header(out, "btcstream_cluster_leader", "gauge",
+         "1 while this node holds the lease and polls the upstream.");
+  sample(out, "btcstream_cluster_leader", get(c.leader));
+  header(out, "btcstream_cluster_lease_acquisitions_total", "counter",
+         "Times this node acquired the lease.");
+  sample(out, "btcstream_cluster_lease_acquisitions_total",
+         get(c.lease_acquisitions));
+  header(out, "btcstream_cluster_lease_losses_total", "counter",
+         "Times this node lost the lease or gave it up unrenewed.");
+  sample(out, "btcstream_cluster_lease_losses_total", get(c.lease_losses));
+  header(out, "btcstream_cluster_appends_total", "counter",
+         "Appends to the log, by result (fenced: refused, lease lost).");
+  for (size_t i = 0; i < append_results; ++i)
+    sample(out, "btcstream_cluster_appends_total", get(c.appends[i]),
+           std::string{"result=\""} + to_string(static_cast<append_result>(i))
+               + "\"");
+  header(out, "btcstream_redis_up", "gauge",
+         "1 while the log reader's Redis connection answers.");
+  sample(out, "btcstream_redis_up", get(c.redis_up));
+  header(out, "btcstream_redis_errors_total", "counter",
+         "Failed Redis operations, by operation.");
+  for (size_t i = 0; i < redis_ops; ++i)
+    sample(out, "btcstream_redis_errors_total", get(c.redis_errors[i]),
+           std::string{"op=\""} + to_string(static_cast<redis_op>(i)) + "\"");
+  header(out, "btcstream_cluster_ingest_lag_seconds", "gauge",
+         "From the newest entry's append in Redis to its local store.");
+  sample(out, "btcstream_cluster_ingest_lag_seconds",
+         c.ingest_lag_seconds.load(relaxed));
+  header(out, "btcstream_cluster_ingested_total", "counter",
+         "Log entries read and stored.");
+  sample(out, "btcstream_cluster_ingested_total", get(c.ingested));
+  header(out, "btcstream_cluster_backfilled_total", "counter",
+         "Log entries read while catching up (start, reconnect).");
+  sample(out, "btcstream_cluster_backfilled_total", get(c.backfilled));
+  header(out, "btcstream_cluster_holes_total", "counter",
+         "Holes found in the log (entries lost or trimmed unread).");
+  sample(out, "btcstream_cluster_holes_total", get(c.holes));
+}
+
+} // namespace
+
 std::string render_metrics(const metrics& m, uint64_t sse_clients,
                            int64_t now_ms, const process_stats& p,
                            int64_t actors) {
@@ -285,6 +357,8 @@ std::string render_metrics(const metrics& m, uint64_t sse_clients,
          "kind=\"connection_actor\"");
   sample(out, "btcstream_live_objects", static_cast<double>(actors),
          "kind=\"actor\"");
+  if (m.cluster_mode)
+    render_cluster(out, m.cluster);
   header(out, "btcstream_build_info", "gauge", "Version of this build.");
   sample(out, "btcstream_build_info", 1, "version=\"" BTCSTREAM_VERSION "\"");
   header(out, "process_resident_memory_bytes", "gauge",

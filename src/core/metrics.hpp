@@ -57,6 +57,43 @@ enum class route_label {
 inline constexpr size_t route_labels = 9;
 const char* to_string(route_label r);
 
+/// Which cluster-log operation failed (`btcstream_redis_errors_total{op}`).
+enum class redis_op { connect, lease, append, read, decode };
+inline constexpr size_t redis_ops = 5;
+const char* to_string(redis_op o);
+
+/// The outcome of an append (`btcstream_cluster_appends_total{result}`).
+enum class append_result { ok, fenced, error };
+inline constexpr size_t append_results = 3;
+const char* to_string(append_result r);
+
+/// The cluster-mode metrics (rendered only in cluster mode).
+struct cluster_metrics {
+  /// Whether this node holds the lease and polls (0/1).
+  std::atomic<int64_t> leader{0};
+  std::atomic<uint64_t> lease_acquisitions{0};
+  std::atomic<uint64_t> lease_losses{0};
+  std::array<std::atomic<uint64_t>, append_results> appends{};
+  /// Whether the reader's connection answers (0/1).
+  std::atomic<int64_t> redis_up{0};
+  std::array<std::atomic<uint64_t>, redis_ops> redis_errors{};
+  /// From Redis's append to the local store, for the newest entry.
+  std::atomic<double> ingest_lag_seconds{0};
+  std::atomic<uint64_t> ingested{0};
+  std::atomic<uint64_t> backfilled{0};
+  std::atomic<uint64_t> holes{0};
+  /// Whether the node has backfilled the log once (readiness).
+  std::atomic<bool> ready{false};
+
+  void count_error(redis_op o) {
+    redis_errors[static_cast<size_t>(o)].fetch_add(1,
+                                                   std::memory_order_relaxed);
+  }
+  void count_append(append_result r) {
+    appends[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
 /// Every metric btcstream exports. One instance per process, shared by
 /// pointer (no global); every field is a relaxed atomic, written by the
 /// component that owns the fact and read by the exposition.
@@ -89,6 +126,9 @@ struct metrics {
   std::atomic<int64_t> sse_sessions{0};
   std::atomic<int64_t> http_sessions{0};
   std::atomic<int64_t> connection_actors{0};
+  // Cluster mode: set once before any actor runs.
+  bool cluster_mode = false;
+  cluster_metrics cluster;
 
   void count_disconnect(disconnect_reason r) {
     sse_disconnects[static_cast<size_t>(r)].fetch_add(

@@ -42,19 +42,30 @@ ring_buffer::ring_buffer(size_t capacity, std::chrono::milliseconds ttl)
   // nop
 }
 
-bool ring_buffer::push(stored s) {
+const stored* ring_buffer::push(stored s, uint64_t prev) {
   if (s.u.id <= newest_id_)
-    return false;
+    return nullptr;
   if (newest_id_ == 0) {
-    first_id_ = s.u.id;
-    first_ts_ = s.u.ts_ms;
+    // The first update held: a resume from its predecessor misses nothing,
+    // from anything older it may.
+    covered_id_ = prev > 0 ? prev : s.u.id;
+    covered_ts_ = s.u.ts_ms;
+  } else if (prev != newest_id_) {
+    // A hole. When the log skipped ahead, a client that has `prev` (from
+    // another node) misses nothing; when the log went back (Redis restarted
+    // empty), what came between is unknowable.
+    s.gap_below = prev > newest_id_ ? prev : s.u.id;
+    covered_id_ = std::max(covered_id_, s.gap_below);
+    covered_ts_ = std::max(covered_ts_, s.u.ts_ms);
+    ++holes_;
   }
   if (size_ == slots_.size())
     evict_oldest();
   newest_id_ = s.u.id;
-  slots_[(head_ + size_) % slots_.size()] = std::move(s);
+  auto& slot = slots_[(head_ + size_) % slots_.size()];
+  slot = std::move(s);
   ++size_;
-  return true;
+  return &slot;
 }
 
 void ring_buffer::expire(int64_t now_ms) {
@@ -66,6 +77,7 @@ void ring_buffer::expire(int64_t now_ms) {
 history ring_buffer::query(const resume_point& from, uint64_t upto) const {
   history h;
   h.end_id = upto;
+  h.newest = newest_id_;
   if (size_ > 0)
     h.oldest = oldest().u.id;
   // Entries [0, end) have id <= upto.
@@ -81,8 +93,7 @@ history ring_buffer::query(const resume_point& from, uint64_t upto) const {
     break;
   case resume_point::kind::after_id: {
     auto r = from.id;
-    h.gap = empty() || r > newest_id_
-            || (newest_evicted_ ? newest_evicted_->id > r : r < first_id_);
+    h.gap = empty() || r > newest_id_ || r < covered_id_;
     // An id newer than any we know (another node's, or a clock from the
     // future) must not hold back live frames; any other id the client has.
     if (r <= newest_id_)
@@ -92,8 +103,7 @@ history ring_buffer::query(const resume_point& from, uint64_t upto) const {
   }
   case resume_point::kind::since: {
     auto t = from.since_ms;
-    h.gap = empty()
-            || (newest_evicted_ ? newest_evicted_->ts_ms >= t : t < first_ts_);
+    h.gap = empty() || t < covered_ts_;
     append_from(partition_index(size_, [&](size_t i) {
       return at(i).u.ts_ms < t;
     }));
@@ -135,7 +145,11 @@ size_t ring_buffer::first_after(uint64_t id) const {
 }
 
 void ring_buffer::evict_oldest() {
-  newest_evicted_ = slots_[head_].u;
+  // A resume from exactly the newest evicted id misses nothing.
+  covered_id_ = std::max(covered_id_, slots_[head_].u.id);
+  auto ts = slots_[head_].u.ts_ms;
+  covered_ts_ = std::max(
+      covered_ts_, ts < std::numeric_limits<int64_t>::max() ? ts + 1 : ts);
   // Drop the frame now rather than on overwrite: clients may hold the bytes,
   // the buffer should not.
   slots_[head_] = stored{};

@@ -23,6 +23,9 @@ struct history {
   bool gap = false;
   /// The oldest buffered id at the time of the reply, if any.
   std::optional<uint64_t> oldest;
+  /// The newest id known at the time of the reply: holes before it are
+  /// covered by `gap`.
+  uint64_t newest = 0;
 };
 
 /// A bounded ring of stored updates with a time-to-live. Ids must increase.
@@ -32,9 +35,17 @@ public:
   /// @param ttl entries older than this (by ts_ms) are evicted by `expire`.
   ring_buffer(size_t capacity, std::chrono::milliseconds ttl);
 
-  /// Appends an entry, evicting the oldest when full. Returns false (and
+  /// Appends an entry that follows the newest one, evicting the oldest when
+  /// full. Returns false (and stores nothing) if the id does not exceed every
+  /// id seen before.
+  bool push(stored s) { return push(std::move(s), newest_id_) != nullptr; }
+
+  /// Appends an entry whose predecessor in the log is `prev` (cluster mode).
+  /// When `prev` is not the newest id held, updates may be missing before
+  /// this one (a hole): the entry is stored with `gap_below` set, and resumes
+  /// across the hole report a gap. Returns the stored entry, or nullptr (and
   /// stores nothing) if the id does not exceed every id seen before.
-  bool push(stored s);
+  const stored* push(stored s, uint64_t prev);
 
   /// Evicts every entry with ts_ms < now_ms - ttl.
   void expire(int64_t now_ms);
@@ -55,6 +66,8 @@ public:
   const stored& newest() const;
   /// The newest id ever pushed (0 if none), buffered or evicted.
   uint64_t newest_id() const { return newest_id_; }
+  /// The holes found by `push` so far.
+  uint64_t holes() const { return holes_; }
 
 private:
   const stored& at(size_t i) const;      // i-th oldest
@@ -66,9 +79,12 @@ private:
   size_t head_ = 0; // index of the oldest entry in slots_
   size_t size_ = 0;
   uint64_t newest_id_ = 0;
-  uint64_t first_id_ = 0; // first id ever pushed in this process
-  int64_t first_ts_ = 0;  // its ts_ms, for `since` gaps
-  std::optional<update> newest_evicted_;
+  // A resume after an id below covered_id_, or since a time below
+  // covered_ts_, may miss updates: they predate the first update held, were
+  // evicted, or fell into a hole.
+  uint64_t covered_id_ = 0;
+  int64_t covered_ts_ = 0;
+  uint64_t holes_ = 0;
 };
 
 } // namespace btcstream

@@ -17,6 +17,8 @@ std::optional<frame_ptr> seam::on_live(const stored& s) {
   }
   if (s.u.id <= last_written_)
     return std::nullopt;
+  if (s.gap_below > last_written_)
+    gap_ = encode_gap(std::to_string(last_written_), s.u.id);
   last_written_ = s.u.id;
   return s.frame;
 }
@@ -31,6 +33,9 @@ std::vector<frame_ptr> seam::on_history(const history& h) {
   last_written_ = std::max(last_written_, h.end_id);
   for (auto& s : held_) {
     if (s.u.id > last_written_) {
+      // Holes the buffer knew of when it answered are covered by h.gap.
+      if (s.gap_below > last_written_ && !(h.gap && s.u.id <= h.newest))
+        out.push_back(encode_gap(std::to_string(last_written_), s.u.id));
       out.push_back(s.frame);
       last_written_ = s.u.id;
     }

@@ -18,15 +18,22 @@ namespace btcstream {
 ///
 /// While holding, live frames are kept. The history reply is written, then
 /// the held frames with id > the last id written, then every later live frame
-/// with id > the last id written.
+/// with id > the last id written. A frame after a hole in the log (cluster
+/// mode) whose `gap_below` is above the last id written is preceded by a gap
+/// event, once: the client may have missed updates.
 class seam {
 public:
   /// @param requested the resume point as given, for the gap event.
   explicit seam(std::string requested);
 
   /// A live frame from the broadcaster. Returns the frame to write now, or
-  /// nothing (held, or already covered).
+  /// nothing (held, or already covered). When it returns a frame after a
+  /// hole, `take_gap` returns the gap event to write before it.
   std::optional<frame_ptr> on_live(const stored& s);
+
+  /// The gap event that must precede the frame `on_live` just returned, or
+  /// null (almost always).
+  frame_ptr take_gap() { return std::move(gap_); }
 
   /// The history reply. Returns everything to write, in order: a gap event
   /// if needed, the replayed frames, then the released held frames.
@@ -41,6 +48,7 @@ private:
   bool holding_ = true;
   uint64_t last_written_ = 0;
   std::vector<stored> held_;
+  frame_ptr gap_;
 };
 
 } // namespace btcstream

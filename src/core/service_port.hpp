@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace btcstream {
@@ -28,6 +29,10 @@ struct service_port {
   /// A round trip through the fetcher, the buffer and the broadcaster:
   /// true when all three answered in time.
   virtual void health(std::function<void(bool)> done) = 0;
+
+  /// Cluster mode: the lease holder's node id as last seen, "" when nobody
+  /// holds it or the core does not answer. One node: "" at once.
+  virtual void leader(std::function<void(std::string)> done) = 0;
 
   /// Actors running in the core now, of every kind (a live-object count).
   virtual int64_t running_actors() const = 0;

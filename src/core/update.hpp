@@ -35,6 +35,10 @@ struct stored {
   int64_t stored_ns = 0;
   /// Set by the broadcaster on each fan-out; every connection reports to it.
   std::shared_ptr<fanout_probe> probe;
+  /// Non-zero when the log had a hole before this update (cluster mode): a
+  /// client whose last id is below this value may have missed updates and
+  /// gets `event: gap` before this frame.
+  uint64_t gap_below = 0;
 };
 
 } // namespace btcstream

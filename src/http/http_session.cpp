@@ -150,7 +150,14 @@ void http_session::handle() {
     serve_file(*file, head_only);
     return;
   case route_kind::info:
-    respond(info_response(rq, opts));
+    if (opts.node_id.empty()) {
+      respond(info_response(rq, opts));
+      return;
+    }
+    ctx_->services->leader(
+        reply_later<std::string>([rq](auto& opts, auto& leader) {
+          return info_response(rq, opts, leader);
+        }));
     return;
   case route_kind::metrics:
     // A round trip through the core first: the buffer drops what outlived
@@ -192,7 +199,11 @@ void http_session::handle() {
   case route_kind::readyz:
     ctx_->services->latest(reply_later<std::optional<update>>(
         [rq, ctx = ctx_](auto& opts, auto& latest) {
-          return ready_response(latest, ctx->draining.load(),
+          // Cluster mode: not before the first backfill of the log.
+          bool backfilled
+              = !ctx->stats->cluster_mode || ctx->stats->cluster.ready.load();
+          return ready_response(backfilled ? latest : std::nullopt,
+                                ctx->draining.load(),
                                 system_wall_clock{}.now_ms(), rq, opts);
         }));
     return;

@@ -54,14 +54,20 @@ string_response prices_response(const std::vector<update>& updates,
   return json_answer(http::status::ok, std::move(body), rq, o);
 }
 
-string_response info_response(const rest_request& rq, const server_options& o) {
+string_response info_response(const rest_request& rq, const server_options& o,
+                              const std::string& leader) {
   nlohmann::json j{
       {"interval_ms", o.interval.count()},
       {"history_ttl_ms", o.history_ttl.count()},
       {"history_max", o.history_max},
       {"heartbeat_ms", o.heartbeat.count()},
       {"version", BTCSTREAM_VERSION},
+      {"mode", o.node_id.empty() ? "single" : "cluster"},
   };
+  if (!o.node_id.empty()) {
+    j["node"] = o.node_id;
+    j["leader"] = leader.empty() ? nlohmann::json() : nlohmann::json(leader);
+  }
   return json_answer(http::status::ok, j.dump(), rq, o);
 }
 

@@ -26,15 +26,19 @@ string_response prices_response(const std::vector<update>& updates,
                                 const rest_request& rq,
                                 const server_options& o);
 
-/// /api/v1/info: the service's timing and limits.
-string_response info_response(const rest_request& rq, const server_options& o);
+/// /api/v1/info: the service's timing and limits, and the mode; in cluster
+/// mode (`o.node_id` set) with the node and the
+/// lease holder (`leader`, null when empty).
+string_response info_response(const rest_request& rq, const server_options& o,
+                              const std::string& leader = {});
 
 /// /healthz: 200 when the core actors answered a round trip, else 503.
 string_response health_response(bool healthy, const rest_request& rq,
                                 const server_options& o);
 
-/// /readyz: 503 starting (no price yet) or draining; else 200 ok, or stale
-/// with the last price's age when none came for 3 intervals.
+/// /readyz: 503 starting (no price yet; in cluster mode also before the first
+/// backfill, which the caller folds into `latest`) or draining; else 200 ok, or
+/// stale with the last price's age when none came for 3 intervals.
 string_response ready_response(const std::optional<update>& latest,
                                bool draining, int64_t now_ms,
                                const rest_request& rq, const server_options& o);

@@ -43,6 +43,8 @@ struct server_options {
   std::chrono::milliseconds history_ttl{3600000};
   uint64_t history_max = 721;
   std::chrono::milliseconds heartbeat{15000};
+  /// Cluster mode: this node's id (--node-id); empty on a single node.
+  std::string node_id;
 };
 
 /// State shared by the listener and every session. Only atomics are shared

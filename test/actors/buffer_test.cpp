@@ -43,7 +43,8 @@ struct buffer_fixture : fixture {
 
   buffer_fixture(size_t capacity, std::chrono::milliseconds ttl) {
     auto b = stop_at_end(sys->spawn(mock_broadcaster, log));
-    buf = stop_at_end(sys->spawn(buffer, capacity, ttl, b, clock, stats));
+    buf = stop_at_end(sys->spawn(buffer, capacity, ttl, b, clock, stats,
+                                 caf::timespan::zero()));
     run();
   }
 

@@ -15,27 +15,12 @@ struct published {
   std::vector<update> updates;
 };
 
-/// A buffer that records what the fetcher publishes and fails on the rest.
-buffer_actor::behavior_type mock_buffer(std::shared_ptr<published> log) {
+/// The fetcher's sink (the buffer, or the bus in cluster mode): records
+/// what the fetcher publishes. Its interface has nothing else to call.
+update_sink_actor::behavior_type mock_sink(std::shared_ptr<published> log) {
   return {
       [log](atom::publish, const update& u) {
         log->updates.push_back(u);
-      },
-      [](atom::history, const resume_point&, uint64_t) -> history {
-        FAIL_CHECK("the fetcher must not query history");
-        return {};
-      },
-      [](atom::latest) -> std::optional<update> {
-        FAIL_CHECK("the fetcher must not ask for the latest update");
-        return std::nullopt;
-      },
-      [](atom::updates, std::optional<int64_t>) -> std::vector<update> {
-        FAIL_CHECK("the fetcher must not read updates");
-        return {};
-      },
-      [](atom::ping) -> uint64_t {
-        FAIL_CHECK("the fetcher must not ping the buffer");
-        return 0;
       },
   };
 }
@@ -46,10 +31,11 @@ struct fetcher_fixture : fixture {
   std::shared_ptr<fixed_random> rng = std::make_shared<fixed_random>();
   fetcher_actor fetcher_handle;
 
-  explicit fetcher_fixture(caf::timespan interval = 5s) {
-    auto buf = stop_at_end(sys->spawn(mock_buffer, log));
-    fetcher_handle = stop_at_end(sys->spawn(fetcher, upstream, buf, clock, rng,
-                                            "BTC-USD", interval, stats));
+  explicit fetcher_fixture(caf::timespan interval = 5s, bool active = true) {
+    auto sink = stop_at_end(sys->spawn(mock_sink, log));
+    fetcher_handle
+        = stop_at_end(sys->spawn(fetcher, upstream, sink, clock, rng, "BTC-USD",
+                                 interval, stats, active));
     run();
   }
 };

@@ -110,7 +110,8 @@ update make_update(int64_t offset_ms, double price) {
 core_fixture::core_fixture(size_t capacity) {
   using namespace std::chrono_literals;
   b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
-  buf = stop_at_end(sys->spawn(buffer, capacity, 1h, b, clock, stats));
+  buf = stop_at_end(
+      sys->spawn(buffer, capacity, 1h, b, clock, stats, caf::timespan::zero()));
   run();
 }
 

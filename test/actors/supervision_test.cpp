@@ -20,7 +20,8 @@ struct supervision_fixture : fixture {
 
   supervision_fixture() {
     b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
-    buf = stop_at_end(sys->spawn(buffer, size_t{10}, 1h, b, clock, stats));
+    buf = stop_at_end(sys->spawn(buffer, size_t{10}, 1h, b, clock, stats,
+                                 caf::timespan::zero()));
     run();
     auto expected = [this] {
       return shutting_down;
