@@ -69,9 +69,10 @@ using buffer_actor = caf::typed_actor<
 using fetcher_actor = caf::typed_actor<
     // The schedule, from itself; stale unless the number matches.
     caf::reacts_to<atom::tick, uint64_t>,
-    // Start polling, the first request after the delay; from the bus when
-    // this node becomes the leader.
-    caf::reacts_to<atom::lead, caf::timespan>,
+    // Poll until the given time (on CAF's clock, since its epoch): the
+    // lease's deadline. Starts polling, the first request after the delay,
+    // if stopped; from the bus when this node acquires or renews the lease.
+    caf::reacts_to<atom::lead, caf::timespan, caf::timespan>,
     // Stop polling and drop what is in flight; from the bus when the lease
     // is lost or cannot be renewed in time.
     caf::reacts_to<atom::follow>,

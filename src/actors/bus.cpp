@@ -19,6 +19,15 @@ int64_t steady_ns(self_ptr self) {
       .count();
 }
 
+/// Lets the fetcher poll until the lease's deadline, starting after `delay`
+/// if it is stopped.
+void extend(self_ptr self, std::chrono::milliseconds delay) {
+  auto& st = self->state;
+  if (st.fetcher)
+    self->send(st.fetcher, atom::lead_v, caf::timespan{delay},
+               caf::timespan{st.lease->deadline_ns()});
+}
+
 /// Acts on a change of the lease: start or stop the fetcher.
 void apply(self_ptr self, lease_view::change c) {
   auto& st = self->state;
@@ -37,9 +46,7 @@ void apply(self_ptr self, lease_view::change c) {
     log(log_level::info,
         "bus leads (lease token " + std::to_string(st.lease->token())
             + "): first poll in " + std::to_string(wait_ms) + " ms");
-    if (st.fetcher)
-      self->send(st.fetcher, atom::lead_v,
-                 caf::timespan{std::chrono::milliseconds{wait_ms}});
+    extend(self, std::chrono::milliseconds{wait_ms});
     return;
   }
   case lease_view::change::lost:
@@ -117,7 +124,11 @@ bus_actor::behavior_type bus(self_ptr self, std::shared_ptr<cluster_log> redis,
         auto& st = self->state;
         apply(self, st.lease->on_time(steady_ns(self)));
         ask_lease(self);
-        self->delayed_send(self, st.lease->period(), atom::tick_v);
+        // A follower asks at least once an interval, so that it takes over
+        // within --lease-ttl + one interval of the leader's last renewal.
+        self->delayed_send(
+            self, std::min<caf::timespan>(st.lease->period(), st.opts.interval),
+            atom::tick_v);
       },
       // The lease as Redis holds it, from the log's callback.
       [self](atom::lease, int64_t sent, const lease_reply& r) {
@@ -129,7 +140,11 @@ bus_actor::behavior_type bus(self_ptr self, std::shared_ptr<cluster_log> redis,
                                             : redis_op::lease);
           log(log_level::debug, "bus cannot reach the lease: " + r.error);
         }
-        apply(self, st.lease->on_reply(sent, steady_ns(self), r));
+        auto c = st.lease->on_reply(sent, steady_ns(self), r);
+        apply(self, c);
+        if (c == lease_view::change::none && st.lease->leading())
+          extend(self,
+                 std::chrono::milliseconds{0}); // renewed: a later deadline
       },
       // The outcome of an append, from the log's callback.
       [self](atom::appended, const append_reply& r) {

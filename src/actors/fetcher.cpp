@@ -44,7 +44,8 @@ void start_request(self_ptr self) {
 /// Whether a request may start now.
 bool may_start(self_ptr self) {
   auto& st = self->state;
-  return !st.in_flight && self->clock().now() >= st.not_before;
+  auto now = self->clock().now();
+  return !st.in_flight && now >= st.not_before && now < st.lead_until;
 }
 
 void report_failure(fetcher_state& st, fetch_outcome o, const fetch_result& r,
@@ -144,8 +145,10 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         start_request(self);
       },
       // Start polling, from the bus.
-      [self](atom::lead, caf::timespan delay) {
-        if (self->state.active)
+      [self](atom::lead, caf::timespan delay, caf::timespan until) {
+        auto& st = self->state;
+        st.lead_until = caf::actor_clock::time_point{until};
+        if (st.active)
           return;
         log(log_level::info, "fetcher starts polling");
         start_ticks(self, self->clock().now() + delay);

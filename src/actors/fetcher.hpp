@@ -51,6 +51,10 @@ struct fetcher_state {
   /// Whether the fetcher polls (always on one node; while leading in cluster
   /// mode).
   bool active = false;
+  /// No request starts after this time: the lease's deadline in cluster
+  /// mode (a fetcher resumed after a pause must not poll before the bus has
+  /// noticed the lease is gone); never on one node.
+  caf::actor_clock::time_point lead_until = caf::actor_clock::time_point::max();
   /// Identifies the one tick chain that may still run; bumped by every
   /// start and stop.
   uint64_t epoch = 0;

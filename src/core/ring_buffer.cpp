@@ -83,6 +83,10 @@ history ring_buffer::query(const resume_point& from, uint64_t upto) const {
   // Entries [0, end) have id <= upto.
   auto end = first_after(upto);
   auto append_from = [&](size_t begin) {
+    // A gap's `oldest` is the first id available after the resume point:
+    // the oldest buffered one, unless the gap is a hole further on.
+    if (h.gap && begin < size_)
+      h.oldest = at(begin).u.id;
     for (auto i = begin; i < end; ++i)
       h.frames.push_back(at(i).frame);
   };
