@@ -220,3 +220,20 @@ TEST_CASE_FIXTURE(cluster_fixture, "a foreign value under a key is a server "
   cmd({"SET", "t:lease", "garbage"});
   CHECK(lease("n", 0).failure == log_failure::server);
 }
+
+TEST_CASE_FIXTURE(cluster_fixture, "ids up to 2^53 - 1 are exact in the "
+                                   "script; past it the append fails") {
+  // 16 digits: Lua's tostring would print 9.007199254741e+15 here.
+  constexpr uint64_t big = 9007199254740990; // 2^53 - 2
+  auto l = lease("n", 0);
+  CHECK(append("n", l.token, base, 1.0, big).id == big);
+  CHECK(append("n", l.token, base, 1.0).id == big + 1);
+  auto r = read(big - 1);
+  REQUIRE(r.entries.size() == 2);
+  CHECK(r.entries[1].u.id == big + 1);
+  CHECK(r.entries[1].prev == big);
+  auto past = append("n", l.token, base, 1.0);
+  CHECK(past.failure == log_failure::server);
+  CHECK(past.error.find("2^53") != std::string::npos);
+  CHECK(cmd({"XLEN", "t:log"}).integer == 2);
+}
