@@ -104,6 +104,12 @@ redis_log::redis_log(std::shared_ptr<redis_connection> conn, std::string prefix,
       timeout_(timeout),
       block_margin_(block_margin) {}
 
+redis_log::~redis_log() {
+  // The connection's pending reads keep it alive; without this it would
+  // hold its socket until the io_context stops.
+  conn_->stop();
+}
+
 void redis_log::run_script(const std::string& script, const std::string& sha,
                            std::vector<std::string> keys_and_args,
                            redis_connection::callback done) {

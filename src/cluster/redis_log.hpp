@@ -29,6 +29,9 @@ public:
             std::chrono::milliseconds timeout = std::chrono::seconds{2},
             std::chrono::milliseconds block_margin = std::chrono::seconds{2});
 
+  /// Stops the connection: pending callbacks run once with `connect`.
+  ~redis_log() override;
+
   /// See cluster_log::lease.
   void lease(const std::string& node, uint64_t token,
              std::chrono::milliseconds ttl,
