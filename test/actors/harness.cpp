@@ -107,11 +107,18 @@ update make_update(int64_t offset_ms, double price) {
   return update{static_cast<uint64_t>(ts), ts, price};
 }
 
-core_fixture::core_fixture(size_t capacity) {
+core_fixture::core_fixture(size_t capacity, caf::timespan lag_wait) {
   using namespace std::chrono_literals;
   b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
   buf = stop_at_end(
-      sys->spawn(buffer, capacity, 1h, b, clock, stats, caf::timespan::zero()));
+      sys->spawn(buffer, capacity, 1h, b, clock, stats, lag_wait));
+  run();
+}
+
+void core_fixture::ingest(int n, int prev) {
+  caf::anon_send(buf, atom::ingest_v,
+                 log_entry{make_update(n, 1000 + n), prev == 0 ? 0 : id(prev),
+                           start_ms + n});
   run();
 }
 

@@ -128,10 +128,16 @@ update make_update(int64_t offset_ms, double price);
 /// number n (id and ts = start_ms + n, price 1000 + n) and to connect
 /// recording clients.
 struct core_fixture : fixture {
-  explicit core_fixture(size_t capacity = 100);
+  /// @param lag_wait the buffer's wait for a resume id ahead of its log
+  /// (cluster mode).
+  explicit core_fixture(size_t capacity = 100,
+                        caf::timespan lag_wait = caf::timespan::zero());
 
   /// Stores update n and runs everything it causes.
   void publish(int n);
+  /// Stores update n as a log entry whose predecessor is `prev` (a number
+  /// n, or 0 for none) and runs everything it causes (cluster mode).
+  void ingest(int n, int prev);
   /// Sends update n to the buffer without running anything.
   void send_update(int n);
   /// Spawns a connection writing to `sink`, without running it.
