@@ -30,6 +30,13 @@ void fill(ring_buffer& buf, uint64_t from, uint64_t to) {
     REQUIRE(buf.push(make(id, static_cast<int64_t>(id) * 1000)));
 }
 
+// Ids from..to at ts id * 1000, each following the one before in the log (the
+// first follows `prev`), as a cluster node reads them.
+void follow(ring_buffer& buf, uint64_t prev, uint64_t from, uint64_t to) {
+  for (auto id = from; id <= to; ++id, prev = id - 1)
+    REQUIRE(buf.push(make(id, static_cast<int64_t>(id) * 1000), prev));
+}
+
 // The ids of replayed frames, read back from their `id:` lines.
 ids frame_ids(const history& h) {
   ids out;
@@ -508,6 +515,261 @@ TEST_CASE("a since on an empty buffer is a gap") {
   CHECK(h.gap);
   CHECK(h.oldest == std::nullopt);
   CHECK(h.end_id == 2);
+}
+
+// -- holes (cluster mode) -----------------------------------------------------
+
+TEST_CASE("entries that follow the newest id in the log make no hole") {
+  ring_buffer buf{10, 1h};
+  auto first = make(1, 1000);
+  auto* s = buf.push(first, 0);
+  REQUIRE(s != nullptr);
+  CHECK(s->u == update{1, 1000, 97000.5});
+  CHECK(s->frame.get() == first.frame.get());
+  CHECK(s->gap_below == 0);
+  auto* second = buf.push(make(2, 2000), 1);
+  REQUIRE(second != nullptr);
+  CHECK(second->gap_below == 0);
+  follow(buf, 2, 3, 5);
+  CHECK(buf.holes() == 0);
+  for (auto& e : buf.since(0))
+    CHECK_MESSAGE(e.gap_below == 0, e.u.id);
+  auto h = buf.query(after(1), 5);
+  CHECK(frame_ids(h) == ids{2, 3, 4, 5});
+  CHECK(!h.gap);
+  CHECK(!buf.query(after(4), 5).gap);
+  CHECK(!buf.query(since(1000), 5).gap);
+}
+
+TEST_CASE("a first entry that follows a trimmed log covers a resume from its "
+          "prev") {
+  // The node backfills a log whose older entries were trimmed: the first one
+  // it holds follows 40, which it never saw.
+  ring_buffer buf{10, 1h};
+  auto* s = buf.push(make(50, 50'000), 40);
+  REQUIRE(s != nullptr);
+  CHECK(s->gap_below == 0);
+  CHECK(buf.holes() == 0);
+  follow(buf, 50, 51, 52);
+  CHECK(buf.holes() == 0);
+  auto h = buf.query(after(40), 52);
+  CHECK(frame_ids(h) == ids{50, 51, 52});
+  CHECK(!h.gap);
+  CHECK(!buf.query(after(45), 52).gap);
+  CHECK(!buf.query(after(50), 52).gap);
+  auto below = buf.query(after(39), 52);
+  CHECK(frame_ids(below) == ids{50, 51, 52});
+  CHECK(below.gap);
+  CHECK(buf.query(after(0), 52).gap);
+  CHECK(!buf.query(since(50'000), 52).gap);
+  CHECK(buf.query(since(49'999), 52).gap);
+}
+
+TEST_CASE("a hole where the log skipped ahead is a gap below its prev") {
+  // Held 1..3; the next entry read follows 6: 4..6 were trimmed before this
+  // node caught up.
+  ring_buffer buf{10, 1h};
+  follow(buf, 0, 1, 3);
+  auto* s = buf.push(make(8, 8000), 6);
+  REQUIRE(s != nullptr);
+  CHECK(s->u.id == 8);
+  CHECK(s->gap_below == 6);
+  CHECK(buf.holes() == 1);
+  CHECK(buf.newest_id() == 8);
+  CHECK(buf.newest().gap_below == 6);
+
+  auto from3 = buf.query(after(3), 8);
+  CHECK(frame_ids(from3) == ids{8});
+  CHECK(from3.gap);
+  CHECK(from3.end_id == 8);
+  // The gap names the first id available after the resume point.
+  CHECK(from3.oldest == 8u);
+  auto from2 = buf.query(after(2), 8);
+  CHECK(frame_ids(from2) == ids{3, 8});
+  CHECK(from2.gap);
+  CHECK(from2.oldest == 3u);
+  CHECK(buf.query(after(5), 8).gap);
+  // A client that got 6 from another node misses nothing.
+  auto from6 = buf.query(after(6), 8);
+  CHECK(frame_ids(from6) == ids{8});
+  CHECK(!from6.gap);
+  CHECK(from6.end_id == 8);
+  CHECK(from6.oldest == 1u);
+  CHECK(!buf.query(after(7), 8).gap);
+  auto from8 = buf.query(after(8), 8);
+  CHECK(from8.frames.empty());
+  CHECK(!from8.gap);
+
+  // The entry after the hole follows it: no second hole.
+  auto* next = buf.push(make(9, 9000), 8);
+  REQUIRE(next != nullptr);
+  CHECK(next->gap_below == 0);
+  CHECK(buf.holes() == 1);
+  CHECK(!buf.query(after(8), 9).gap);
+  CHECK(buf.query(after(3), 9).gap);
+}
+
+TEST_CASE("a hole where the log went back is a gap below the new entry") {
+  // Redis restarted empty: the next entry follows nothing (prev 0), or an
+  // older entry than the newest held.
+  for (uint64_t prev : {0, 3}) {
+    ring_buffer buf{10, 1h};
+    follow(buf, 0, 1, 5);
+    auto* s = buf.push(make(6, 6000), prev);
+    REQUIRE(s != nullptr);
+    CHECK(s->gap_below == 6);
+    CHECK(buf.holes() == 1);
+    for (uint64_t r = 0; r <= 5; ++r)
+      CHECK_MESSAGE(buf.query(after(r), 6).gap, prev, " ", r);
+    auto from5 = buf.query(after(5), 6);
+    CHECK(frame_ids(from5) == ids{6});
+    CHECK(from5.oldest == 6u);
+    CHECK(!buf.query(after(6), 6).gap);
+    CHECK(frame_ids(buf.query(after(3), 6)) == ids{4, 5, 6});
+  }
+}
+
+TEST_CASE("every hole is counted and marks its own entry") {
+  ring_buffer buf{10, 1h};
+  follow(buf, 0, 1, 2);
+  REQUIRE(buf.push(make(5, 5000), 4));
+  REQUIRE(buf.push(make(6, 6000), 5));
+  REQUIRE(buf.push(make(9, 9000), 0));
+  REQUIRE(buf.push(make(12, 12'000), 10));
+  CHECK(buf.holes() == 3);
+  std::vector<uint64_t> below;
+  for (auto& e : buf.since(0))
+    below.push_back(e.gap_below);
+  CHECK(below == ids{0, 0, 4, 0, 9, 10});
+  CHECK(buf.query(after(9), 12).gap);
+  CHECK(!buf.query(after(10), 12).gap);
+}
+
+TEST_CASE("a since resume across a hole is a gap before the entry after it") {
+  ring_buffer buf{10, 1h};
+  follow(buf, 0, 1, 3);
+  REQUIRE(buf.push(make(8, 8000), 6));
+  auto before = buf.query(since(7999), 8);
+  CHECK(before.gap);
+  CHECK(frame_ids(before) == ids{8});
+  CHECK(before.oldest == 8u);
+  auto older = buf.query(since(2000), 8);
+  CHECK(older.gap);
+  CHECK(frame_ids(older) == ids{2, 3, 8});
+  CHECK(older.oldest == 2u);
+  auto at = buf.query(since(8000), 8);
+  CHECK(!at.gap);
+  CHECK(frame_ids(at) == ids{8});
+  CHECK(at.oldest == 1u);
+  auto later = buf.query(since(8001), 8);
+  CHECK(!later.gap);
+  CHECK(later.frames.empty());
+}
+
+TEST_CASE("an old or repeated id after a hole is refused and changes nothing") {
+  ring_buffer buf{10, 1h};
+  follow(buf, 0, 1, 3);
+  REQUIRE(buf.push(make(8, 8000), 6));
+  CHECK(buf.push(make(8, 9000), 8) == nullptr);
+  CHECK(buf.push(make(8, 9000), 0) == nullptr);
+  CHECK(buf.push(make(7, 9000), 6) == nullptr);
+  CHECK(buf.push(make(3, 9000), 2) == nullptr);
+  CHECK(buf.push(make(0, 9000), 0) == nullptr);
+  CHECK(buf.holes() == 1);
+  CHECK(buf.size() == 4);
+  CHECK(buf.newest_id() == 8);
+  CHECK(buf.newest().u == update{8, 8000, 97000.5});
+  CHECK(buf.newest().gap_below == 6);
+  CHECK(!buf.query(after(6), 8).gap);
+  CHECK(buf.query(after(5), 8).gap);
+  CHECK(!buf.query(since(8000), 8).gap);
+  CHECK(buf.query(since(7999), 8).gap);
+  CHECK(entry_ids(buf.since(0)) == ids{1, 2, 3, 8});
+  auto* next = buf.push(make(9, 9000), 8);
+  REQUIRE(next != nullptr);
+  CHECK(next->gap_below == 0);
+}
+
+TEST_CASE("an id refused as the first entry changes nothing") {
+  ring_buffer buf{10, 1h};
+  CHECK(buf.push(make(0, 1000), 5) == nullptr);
+  CHECK(buf.empty());
+  CHECK(buf.holes() == 0);
+  REQUIRE(buf.push(make(10, 10'000), 0));
+  CHECK(!buf.query(after(10), 10).gap);
+  CHECK(buf.query(after(9), 10).gap);
+}
+
+TEST_CASE("evicting across a hole keeps the gap answers") {
+  ring_buffer buf{3, 1h};
+  follow(buf, 0, 1, 3);
+  REQUIRE(buf.push(make(8, 8000), 6)); // evicts 1: holds 2, 3, 8
+  CHECK(entry_ids(buf.since(0)) == ids{2, 3, 8});
+  CHECK(buf.query(after(1), 8).gap);
+  CHECK(buf.query(after(3), 8).gap);
+  CHECK(!buf.query(after(6), 8).gap);
+
+  follow(buf, 8, 9, 10); // evicts 2 and 3: holds 8, 9, 10
+  CHECK(entry_ids(buf.since(0)) == ids{8, 9, 10});
+  // 3 is the newest evicted, but the hole above it is still a gap.
+  auto from3 = buf.query(after(3), 10);
+  CHECK(from3.gap);
+  CHECK(frame_ids(from3) == ids{8, 9, 10});
+  CHECK(buf.query(after(5), 10).gap);
+  auto from6 = buf.query(after(6), 10);
+  CHECK(!from6.gap);
+  CHECK(frame_ids(from6) == ids{8, 9, 10});
+  CHECK(buf.query(since(7999), 10).gap);
+  CHECK(!buf.query(since(8000), 10).gap);
+
+  follow(buf, 10, 11, 11); // evicts 8, the entry after the hole
+  CHECK(entry_ids(buf.since(0)) == ids{9, 10, 11});
+  CHECK(buf.query(after(6), 11).gap);
+  CHECK(buf.query(after(7), 11).gap);
+  auto from8 = buf.query(after(8), 11);
+  CHECK(!from8.gap);
+  CHECK(frame_ids(from8) == ids{9, 10, 11});
+  CHECK(buf.query(since(8000), 11).gap);
+  CHECK(!buf.query(since(8001), 11).gap);
+  CHECK(buf.holes() == 1);
+}
+
+TEST_CASE("expiring across a hole keeps the gap answers") {
+  ring_buffer buf{10, 10s};
+  follow(buf, 0, 1, 3);
+  REQUIRE(buf.push(make(8, 8000), 6));
+  REQUIRE(buf.push(make(9, 9000), 8));
+  buf.expire(13'500); // cutoff 3500: evicts 1..3
+  CHECK(entry_ids(buf.since(0)) == ids{8, 9});
+  CHECK(buf.query(after(3), 9).gap);
+  CHECK(!buf.query(after(6), 9).gap);
+  buf.expire(18'500); // cutoff 8500: evicts 8
+  CHECK(buf.query(after(6), 9).gap);
+  CHECK(!buf.query(after(8), 9).gap);
+}
+
+TEST_CASE("a history reply names the newest id known when it was answered") {
+  ring_buffer buf{10, 10s};
+  CHECK(buf.query(after(0), 0).newest == 0);
+  CHECK(buf.query(latest(), 0).newest == 0);
+  follow(buf, 0, 1, 3);
+  // Newer than the seam: 3 is still on its way live.
+  auto h = buf.query(after(1), 2);
+  CHECK(h.newest == 3);
+  CHECK(h.end_id == 2);
+  REQUIRE(buf.push(make(8, 8000), 6));
+  CHECK(buf.query(after(3), 8).newest == 8);
+  CHECK(buf.query(since(0), 3).newest == 8);
+  CHECK(buf.query(latest(), 3).newest == 8);
+  CHECK(buf.query(live(), 8).newest == 8);
+  CHECK(buf.query(after(99), 8).newest == 8);
+  // Refused pushes leave it alone.
+  CHECK(buf.push(make(7, 9000), 8) == nullptr);
+  CHECK(buf.query(after(3), 8).newest == 8);
+  // Evicted, still known.
+  buf.expire(1'000'000);
+  REQUIRE(buf.empty());
+  CHECK(buf.query(after(3), 8).newest == 8);
 }
 
 // -- differential -------------------------------------------------------------

@@ -5,9 +5,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace btcstream;
@@ -15,9 +18,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-stored make(uint64_t id) {
+stored make(uint64_t id, uint64_t gap_below = 0) {
   update u{id, static_cast<int64_t>(id) * 1000, 97000.5};
-  return stored{u, encode_update(u), 0, nullptr};
+  return stored{u, encode_update(u), 0, nullptr, gap_below};
+}
+
+// The gap event a live hole produces.
+std::string gap_event(const std::string& requested, uint64_t oldest) {
+  return "event: gap\ndata: {\"requested\":\"" + requested
+         + "\",\"oldest\":" + std::to_string(oldest) + "}\n\n";
 }
 
 // Each frame by its `id:` value, "gap" for a gap event.
@@ -40,7 +49,25 @@ history reply(std::vector<uint64_t> ids, uint64_t end_id, bool gap = false,
   h.end_id = end_id;
   h.gap = gap;
   h.oldest = oldest;
+  h.newest = end_id;
   return h;
+}
+
+// The same reply, from a buffer whose newest id is `newest`.
+history reply_newest(std::vector<uint64_t> ids, uint64_t end_id,
+                     uint64_t newest, bool gap = false,
+                     std::optional<uint64_t> oldest = std::nullopt) {
+  auto h = reply(std::move(ids), end_id, gap, oldest);
+  h.newest = newest;
+  return h;
+}
+
+resume_point after(uint64_t id) {
+  return resume_point{resume_point::kind::after_id, id, 0, std::to_string(id)};
+}
+
+resume_point since(int64_t ms) {
+  return resume_point{resume_point::kind::since, 0, ms, std::to_string(ms)};
 }
 
 } // namespace
@@ -218,4 +245,225 @@ TEST_CASE("every interleaving of history and live writes each id once") {
       CHECK(s.last_written() == n);
     }
   }
+}
+
+// -- holes (cluster mode) -----------------------------------------------------
+
+TEST_CASE("a live frame after a hole is preceded by a gap event, once") {
+  seam s{"3"};
+  s.on_history(reply({4, 5}, 5));
+  CHECK(!s.take_gap());
+  auto nine = make(9, 7);
+  auto out = s.on_live(nine);
+  REQUIRE(out);
+  CHECK(out->get() == nine.frame.get());
+  auto gap = s.take_gap();
+  REQUIRE(gap.get() != nullptr);
+  CHECK(*gap == "event: gap\ndata: {\"requested\":\"5\",\"oldest\":9}\n\n");
+  CHECK(!s.take_gap());
+  CHECK(s.last_written() == 9);
+  CHECK(s.on_live(make(10)).has_value());
+  CHECK(!s.take_gap());
+}
+
+TEST_CASE("a live gap names the last id written, not the resume point") {
+  seam s{"3"};
+  s.on_history(reply({4, 5}, 5));
+  REQUIRE(s.on_live(make(6)));
+  REQUIRE(s.on_live(make(12, 10)));
+  auto gap = s.take_gap();
+  REQUIRE(gap.get() != nullptr);
+  CHECK(*gap == gap_event("6", 12));
+}
+
+TEST_CASE("a live frame after a hole the client is past has no gap event") {
+  // The client has 7 (from another node): the hole below 7 is not its loss.
+  seam s{"7"};
+  s.on_history(reply({}, 7));
+  REQUIRE(s.on_live(make(9, 7)));
+  CHECK(!s.take_gap());
+  REQUIRE(s.on_live(make(11, 6)));
+  CHECK(!s.take_gap());
+  CHECK(s.last_written() == 11);
+  // One above the last written is a gap again.
+  REQUIRE(s.on_live(make(14, 12)));
+  auto gap = s.take_gap();
+  REQUIRE(gap.get() != nullptr);
+  CHECK(*gap == gap_event("11", 14));
+}
+
+TEST_CASE("a live frame already written makes no gap event, hole or not") {
+  seam s{"3"};
+  s.on_history(reply({4, 5, 6}, 6));
+  CHECK(s.on_live(make(6, 5)) == std::nullopt);
+  CHECK(!s.take_gap());
+  CHECK(s.on_live(make(5, 4)) == std::nullopt);
+  CHECK(!s.take_gap());
+  CHECK(s.last_written() == 6);
+}
+
+TEST_CASE("a held frame after a hole the history did not know gets a gap") {
+  // The buffer answered with newest 6; 9 came after a hole found later.
+  seam s{"3"};
+  s.on_live(make(6));
+  s.on_live(make(9, 7));
+  s.on_live(make(10));
+  auto out = s.on_history(reply_newest({4, 5}, 5, 6));
+  CHECK(names(out) == strings{"4", "5", "6", "gap", "9", "10"});
+  REQUIRE(out.size() == 6);
+  CHECK(*out[3] == gap_event("6", 9));
+  CHECK(!s.take_gap());
+  CHECK(s.last_written() == 10);
+}
+
+TEST_CASE("a held frame after a hole found after a gapped history gets its "
+          "own gap") {
+  // The history's gap covers what was missing up to 6; the hole before 9
+  // was found later and is a new loss.
+  seam s{"1"};
+  s.on_live(make(6));
+  s.on_live(make(9, 7));
+  auto out = s.on_history(reply_newest({4, 5}, 5, 6, true, 4));
+  CHECK(names(out) == strings{"gap", "4", "5", "6", "gap", "9"});
+  REQUIRE(out.size() == 6);
+  CHECK(*out[0] == "event: gap\ndata: {\"requested\":\"1\",\"oldest\":4}\n\n");
+  CHECK(*out[4] == gap_event("6", 9));
+}
+
+TEST_CASE("a held frame after a hole the history's gap covered gets no "
+          "second gap") {
+  // The buffer knew of the hole before 9 (newest 9) and answered with a gap.
+  seam s{"1"};
+  s.on_live(make(6));
+  s.on_live(make(9, 7));
+  s.on_live(make(10));
+  auto out = s.on_history(reply_newest({4, 5}, 5, 9, true, 4));
+  CHECK(names(out) == strings{"gap", "4", "5", "6", "9", "10"});
+  REQUIRE(out.size() == 6);
+  CHECK(*out[0] == "event: gap\ndata: {\"requested\":\"1\",\"oldest\":4}\n\n");
+  CHECK(s.last_written() == 10);
+  CHECK(!s.take_gap());
+}
+
+TEST_CASE("a held frame after a hole that the history replayed gets no gap") {
+  seam s{"5"};
+  s.on_live(make(9, 7));
+  auto out = s.on_history(reply_newest({9}, 9, 9, true, 9));
+  CHECK(names(out) == strings{"gap", "9"});
+  CHECK(s.last_written() == 9);
+}
+
+TEST_CASE("a held frame after a hole the client is past gets no gap") {
+  // The client resumes after 7, which it got from another node; the buffer
+  // holds 1..5 and then 9 after a hole that skipped 6 and 7.
+  ring_buffer buf{10, 1h};
+  for (uint64_t id = 1; id <= 5; ++id)
+    REQUIRE(buf.push(make(id), id - 1));
+  REQUIRE(buf.push(make(9), 7));
+  seam s{"7"};
+  s.on_live(make(9, 7));
+  auto h = buf.query(after(7), 5);
+  CHECK(!h.gap);
+  CHECK(h.end_id == 7);
+  CHECK(names(s.on_history(h)) == strings{"9"});
+}
+
+TEST_CASE("every interleaving of history and live across a hole writes one "
+          "gap and each id once") {
+  // The log: 1..5, then 8 after a hole (6 and 7 lost), 9, 10. The client
+  // resumes after 2. The broadcaster forwarded 1..upto before acking; the
+  // history reply lands before, between or after the live frames.
+  const std::vector<std::pair<uint64_t, uint64_t>> log{
+      {1, 0}, {2, 1}, {3, 2}, {4, 3}, {5, 4}, {8, 6}, {9, 8}, {10, 9}};
+  for (size_t acked = 2; acked <= log.size(); ++acked) {
+    for (size_t live_before = 0; live_before <= log.size() - acked;
+         ++live_before) {
+      ring_buffer buf{16, 1h};
+      seam s{"2"};
+      std::vector<frame_ptr> written;
+      size_t next = 0;
+      auto store = [&]() -> stored {
+        auto [id, prev] = log[next++];
+        auto* st = buf.push(make(id), prev);
+        REQUIRE(st != nullptr);
+        return *st;
+      };
+      while (next < acked)
+        store();
+      auto upto = log[acked - 1].first;
+      auto live = [&]() {
+        auto st = store();
+        if (auto f = s.on_live(st)) {
+          if (auto gap = s.take_gap())
+            written.push_back(gap);
+          written.push_back(*f);
+        }
+      };
+      for (size_t i = 0; i < live_before; ++i)
+        live();
+      auto h = buf.query(after(2), upto);
+      auto known = buf.newest_id() >= 8;
+      CHECK(h.gap == known);
+      for (auto& f : s.on_history(h))
+        written.push_back(f);
+      while (next < log.size())
+        live();
+      auto expected = known ? strings{"gap", "3", "4", "5", "8", "9", "10"}
+                            : strings{"3", "4", "5", "gap", "8", "9", "10"};
+      CHECK_MESSAGE(names(written) == expected, "upto ", upto, " live_before ",
+                    live_before);
+      auto gap = std::find_if(written.begin(), written.end(), [](auto& f) {
+        return f->rfind("event: gap", 0) == 0;
+      });
+      REQUIRE(gap != written.end());
+      if (!known)
+        CHECK(**gap == gap_event("5", 8));
+      else
+        CHECK((*gap)->rfind("event: gap\ndata: {\"requested\":\"2\",", 0) == 0);
+      CHECK(s.last_written() == 10);
+    }
+  }
+}
+
+TEST_CASE("a since resume at the frame after a known hole gets no gap, "
+          "whether or not the ack covered that frame") {
+  // The buffer holds 1..5 and 9 (ts 9000) after a hole; a client asks for
+  // every update since 9000: nothing it asked for is missing, and the buffer
+  // says so (no gap). Whether the broadcaster had forwarded 9 before its ack
+  // (a race) must not change what the client sees.
+  for (uint64_t upto : {9, 5}) {
+    ring_buffer buf{10, 1h};
+    for (uint64_t id = 1; id <= 5; ++id)
+      REQUIRE(buf.push(make(id), id - 1));
+    auto* nine = buf.push(make(9), 7);
+    REQUIRE(nine != nullptr);
+    seam s{"9000"};
+    if (upto < 9)
+      s.on_live(*nine); // still on its way live: held
+    auto h = buf.query(since(9000), upto);
+    CHECK(!h.gap);
+    CHECK_MESSAGE(names(s.on_history(h)) == strings{"9"}, "upto ", upto);
+    CHECK(s.last_written() == 9);
+  }
+}
+
+TEST_CASE("a latest frame, then a held frame after a known hole, gets a gap "
+          "between them") {
+  // No resume point: the client is sent 5, the latest the ack covers; 9
+  // (stored after a hole, not yet forwarded) follows with a gap, as it would
+  // live: the client's position is 5.
+  ring_buffer buf{10, 1h};
+  for (uint64_t id = 1; id <= 5; ++id)
+    REQUIRE(buf.push(make(id), id - 1));
+  auto* nine = buf.push(make(9), 7);
+  REQUIRE(nine != nullptr);
+  seam s{""};
+  s.on_live(*nine);
+  auto h = buf.query(resume_point{}, 5);
+  CHECK(!h.gap);
+  CHECK(h.newest == 9);
+  auto out = s.on_history(h);
+  CHECK(names(out) == strings{"5", "gap", "9"});
+  REQUIRE(out.size() == 3);
+  CHECK(*out[1] == gap_event("5", 9));
 }
