@@ -96,6 +96,7 @@ history ring_buffer::query(const resume_point& from, uint64_t upto) const {
       h.frames.push_back(at(end - 1).frame);
     break;
   case resume_point::kind::after_id: {
+    h.holes_judged = true;
     auto r = from.id;
     h.gap = empty() || r > newest_id_ || r < covered_id_;
     // An id newer than any we know (another node's, or a clock from the
@@ -106,6 +107,7 @@ history ring_buffer::query(const resume_point& from, uint64_t upto) const {
     break;
   }
   case resume_point::kind::since: {
+    h.holes_judged = true;
     auto t = from.since_ms;
     h.gap = empty() || t < covered_ts_;
     append_from(partition_index(size_, [&](size_t i) {

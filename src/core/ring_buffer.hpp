@@ -23,9 +23,12 @@ struct history {
   bool gap = false;
   /// The oldest buffered id at the time of the reply, if any.
   std::optional<uint64_t> oldest;
-  /// The newest id known at the time of the reply: holes before it are
-  /// covered by `gap`.
+  /// The newest id known at the time of the reply.
   uint64_t newest = 0;
+  /// Whether `gap` was judged for the resume point against every hole up to
+  /// `newest` (resumes by id or time), so held live frames up to `newest`
+  /// need no gap event of their own.
+  bool holes_judged = false;
 };
 
 /// A bounded ring of stored updates with a time-to-live. Ids must increase.

@@ -33,8 +33,10 @@ std::vector<frame_ptr> seam::on_history(const history& h) {
   last_written_ = std::max(last_written_, h.end_id);
   for (auto& s : held_) {
     if (s.u.id > last_written_) {
-      // Holes the buffer knew of when it answered are covered by h.gap.
-      if (s.gap_below > last_written_ && !(h.gap && s.u.id <= h.newest))
+      // Holes the buffer knew of when it answered a resume are covered by
+      // its gap answer.
+      bool judged = (h.gap || h.holes_judged) && s.u.id <= h.newest;
+      if (s.gap_below > last_written_ && !judged)
         out.push_back(encode_gap(std::to_string(last_written_), s.u.id));
       out.push_back(s.frame);
       last_written_ = s.u.id;
