@@ -124,11 +124,13 @@ bus_actor::behavior_type bus(self_ptr self, std::shared_ptr<cluster_log> redis,
         auto& st = self->state;
         apply(self, st.lease->on_time(steady_ns(self)));
         ask_lease(self);
-        // A follower asks at least once an interval, so that it takes over
-        // within --lease-ttl + one interval of the leader's last renewal.
-        self->delayed_send(
-            self, std::min<caf::timespan>(st.lease->period(), st.opts.interval),
-            atom::tick_v);
+        // A leader renews every third of the TTL; a follower asks at least
+        // once an interval too, so that it takes over within --lease-ttl +
+        // one interval of the leader's last renewal.
+        auto period = st.lease->period();
+        if (!st.lease->leading())
+          period = std::min<caf::timespan>(period, st.opts.interval);
+        self->delayed_send(self, period, atom::tick_v);
       },
       // The lease as Redis holds it, from the log's callback.
       [self](atom::lease, int64_t sent, const lease_reply& r) {

@@ -153,7 +153,8 @@ class EnvironmentTest(ServiceCase):
         self.assertEqual({k: v for k, v in self.info(svc).items()
                           if k != "version"},
                          {"interval_ms": 150, "history_ttl_ms": 120000,
-                          "history_max": 9, "heartbeat_ms": 1500})
+                          "history_max": 9, "heartbeat_ms": 1500,
+                          "mode": "single"})
 
     def test_a_flag_wins_over_the_environment(self):
         up = self.start_upstream()
