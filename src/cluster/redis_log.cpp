@@ -178,7 +178,9 @@ void redis_log::read(uint64_t after, size_t count,
   }
   args.push_back("STREAMS");
   args.push_back(log_key_);
-  args.push_back(std::to_string(after) + "-0");
+  // After every sequence number at `after`: entries written by hand with
+  // another sequence number there are read once, never again.
+  args.push_back(std::to_string(after) + "-18446744073709551615");
   conn_->command(std::move(args), timeout,
                  [done = std::move(done)](redis_result r) {
                    if (r.failure != log_failure::none)

@@ -1,5 +1,6 @@
 #include "core/log_codec.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -118,12 +119,25 @@ std::optional<log_entry> decode_entry(const redis_value& v) {
   return e;
 }
 
+/// The millisecond part of an entry's stream id, decodable entry or not.
+std::optional<uint64_t> stream_id_ms(const redis_value& item) {
+  if (item.kind != type::array || item.elements.empty()
+      || item.elements[0].kind != type::string)
+    return std::nullopt;
+  std::string_view id_text = item.elements[0].str;
+  return parse_u64(id_text.substr(0, id_text.find('-')));
+}
+
 read_reply decode_range(const redis_value& v) {
   if (v.kind != type::array)
     return wrong_shape<read_reply>(v, "stream entries: not an array");
   read_reply r;
   r.entries.reserve(v.elements.size());
   for (const auto& item : v.elements) {
+    // The reader's next read starts after the newest id, so that an entry
+    // that cannot be decoded is skipped once, not read forever.
+    if (auto ms = stream_id_ms(item))
+      r.last_id = std::max(r.last_id, *ms);
     if (auto e = decode_entry(item))
       r.entries.push_back(std::move(*e));
     else

@@ -170,6 +170,18 @@ TEST_CASE("a range keeps good entries in order and counts the rest") {
   CHECK(empty.malformed == 0);
 }
 
+TEST_CASE("a range names its newest stream id, even of a malformed entry, "
+          "so that the next read starts after it") {
+  auto bad = entry("1700000000009-3", {"ts", "x"});
+  auto r = decode_range(rv::of_array({good(), bad}));
+  CHECK(r.entries.size() == 1);
+  CHECK(r.malformed == 1);
+  CHECK(r.last_id == 1700000000009u);
+  CHECK(decode_range(rv::of_array({good()})).last_id == 1700000000002u);
+  CHECK(decode_range(rv::of_array({})).last_id == 0u);
+  CHECK(decode_range(rv::of_array({str("junk")})).last_id == 0u);
+}
+
 TEST_CASE("a range that is not an array fails") {
   CHECK(decode_range(rv::nil()).failure == log_failure::protocol);
   CHECK(decode_range(rv::of_integer(1)).failure == log_failure::protocol);
