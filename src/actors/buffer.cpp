@@ -112,7 +112,16 @@ buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
         if (i == w.end())
           return;
         expire(st);
-        i->reply.deliver(st.ring->query(i->from, i->upto));
+        auto h = st.ring->query(i->from, i->upto);
+        // The log did not reach the id in time (the node is cut off or far
+        // behind): a gap. An id no later than now is a real update that this
+        // node will read later, so the client's copy of it and of everything
+        // before it must not be sent again; a later one is not trusted.
+        auto r = i->from.id;
+        auto now_ms = st.clock->now_ms();
+        if (now_ms > 0 && r <= static_cast<uint64_t>(now_ms))
+          h.end_id = std::max(h.end_id, r);
+        i->reply.deliver(std::move(h));
         w.erase(i);
       },
       // Frames after a resume point up to `upto`, from a connection.

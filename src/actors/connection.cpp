@@ -81,9 +81,11 @@ connection(connection_actor::stateful_pointer<connection_state> self,
                       if (self->state.resuming)
                         m.replayed_events.fetch_add(h.frames.size(),
                                                     std::memory_order_relaxed);
-                      if (h.gap)
-                        m.gap_events.fetch_add(1, std::memory_order_relaxed);
-                      auto out = self->state.resume->on_history(h);
+                      auto& resume = *self->state.resume;
+                      auto gaps = resume.gaps();
+                      auto out = resume.on_history(h);
+                      m.gap_events.fetch_add(resume.gaps() - gaps,
+                                             std::memory_order_relaxed);
                       if (!out.empty())
                         self->state.sink->replay(std::move(out));
                     },

@@ -39,6 +39,7 @@ lease_view::change lease_view::on_time(int64_t now_ns) {
   if (!leading_ || now_ns < deadline_ns_)
     return change::none;
   leading_ = false;
+  holder_.clear(); // unknown: Redis may have let the lease go
   // Keep the token: a late renewal with it may still succeed in Redis and
   // make this node lead again.
   return change::lost;

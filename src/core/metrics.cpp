@@ -302,7 +302,7 @@ std::string render_metrics(const metrics& m, uint64_t sse_clients,
          "Updates replayed to resuming clients.");
   sample(out, "btcstream_replayed_events_total", get(m.replayed_events));
   header(out, "btcstream_gap_events_total", "counter",
-         "Gap events sent to resuming clients.");
+         "Gap events sent to clients: before replays, and live after holes.");
   sample(out, "btcstream_gap_events_total", get(m.gap_events));
   header(out, "btcstream_upstream_requests_total", "counter",
          "Upstream requests, by outcome.");

@@ -17,8 +17,10 @@ std::optional<frame_ptr> seam::on_live(const stored& s) {
   }
   if (s.u.id <= last_written_)
     return std::nullopt;
-  if (s.gap_below > last_written_)
+  if (s.gap_below > last_written_) {
     gap_ = encode_gap(std::to_string(last_written_), s.u.id);
+    ++gaps_;
+  }
   last_written_ = s.u.id;
   return s.frame;
 }
@@ -26,8 +28,10 @@ std::optional<frame_ptr> seam::on_live(const stored& s) {
 std::vector<frame_ptr> seam::on_history(const history& h) {
   std::vector<frame_ptr> out;
   out.reserve(h.frames.size() + held_.size() + 1);
-  if (h.gap)
+  if (h.gap) {
     out.push_back(encode_gap(requested_, h.oldest));
+    ++gaps_;
+  }
   out.insert(out.end(), h.frames.begin(), h.frames.end());
   // Replayed frames all have ids <= end_id, so end_id is the last id written.
   last_written_ = std::max(last_written_, h.end_id);
@@ -36,8 +40,10 @@ std::vector<frame_ptr> seam::on_history(const history& h) {
       // Holes the buffer knew of when it answered a resume are covered by
       // its gap answer.
       bool judged = (h.gap || h.holes_judged) && s.u.id <= h.newest;
-      if (s.gap_below > last_written_ && !judged)
+      if (s.gap_below > last_written_ && !judged) {
         out.push_back(encode_gap(std::to_string(last_written_), s.u.id));
+        ++gaps_;
+      }
       out.push_back(s.frame);
       last_written_ = s.u.id;
     }

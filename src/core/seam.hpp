@@ -42,6 +42,8 @@ public:
   bool holding() const { return holding_; }
   size_t held() const { return held_.size(); }
   uint64_t last_written() const { return last_written_; }
+  /// Gap events returned so far (replay, held and live).
+  size_t gaps() const { return gaps_; }
 
 private:
   std::string requested_;
@@ -49,6 +51,7 @@ private:
   uint64_t last_written_ = 0;
   std::vector<stored> held_;
   frame_ptr gap_;
+  size_t gaps_ = 0;
 };
 
 } // namespace btcstream

@@ -226,6 +226,24 @@ TEST_CASE("a lagging node whose log never reaches the resume id reports a "
   f.advance(1ms);
   REQUIRE_EQ(sink->frames.size(), 1u);
   CHECK_EQ(sink->frames[0], gap(std::to_string(f.id(9)), f.id(1)));
-  f.answer({reader_fixture::entry(10, 2)});
+  // The node reads what the client already has (up to 9), then more: the
+  // client's copies are not sent again.
+  std::vector<log_entry> late;
+  for (int n = 3; n <= 10; ++n)
+    late.push_back(reader_fixture::entry(n, n - 1));
+  f.answer(late);
   CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(10)});
+  CHECK_EQ(sink->frames.size(), 2u);
+}
+
+TEST_CASE("a resume id from the future filters nothing after the wait") {
+  reader_fixture f{100, caf::timespan{1s}};
+  f.answer({reader_fixture::entry(1, 0), reader_fixture::entry(2, 1)});
+  auto future = static_cast<uint64_t>(start_ms) + 3'600'000;
+  auto [c, sink] = f.connect(core_fixture::after(future));
+  f.advance(1s);
+  REQUIRE_EQ(sink->frames.size(), 1u);
+  CHECK_EQ(sink->frames[0], gap(std::to_string(future), f.id(1)));
+  f.answer({reader_fixture::entry(3, 2)});
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(3)});
 }

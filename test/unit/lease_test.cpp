@@ -136,7 +136,7 @@ TEST_CASE("a failed reply at or after the deadline loses the lease") {
         == change::lost);
   CHECK(!at.leading());
   CHECK(at.token() == 7);
-  CHECK(at.holder() == "a");
+  CHECK(at.holder().empty()); // unknown now: Redis may have let it go
   auto after = leader();
   CHECK(after.on_reply(4 * s_ns, 20 * s_ns, failed(log_failure::connect))
         == change::lost);
