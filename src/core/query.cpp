@@ -10,6 +10,19 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
+// acc = acc * 10 + d, unless that exceeds `limit`.
+bool push_digit(uint64_t& acc, char d, uint64_t limit) {
+  auto v = static_cast<uint64_t>(d - '0');
+  if (acc > (limit - v) / 10)
+    return false;
+  acc = acc * 10 + v;
+  return true;
+}
+
+constexpr int64_t one_day_ms = 24 * 60 * 60 * 1000;
+
+} // namespace
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
@@ -45,19 +58,6 @@ std::optional<std::string> percent_decode(std::string_view in,
   }
   return out;
 }
-
-// acc = acc * 10 + d, unless that exceeds `limit`.
-bool push_digit(uint64_t& acc, char d, uint64_t limit) {
-  auto v = static_cast<uint64_t>(d - '0');
-  if (acc > (limit - v) / 10)
-    return false;
-  acc = acc * 10 + v;
-  return true;
-}
-
-constexpr int64_t one_day_ms = 24 * 60 * 60 * 1000;
-
-} // namespace
 
 std::optional<std::string_view> target::param(std::string_view key) const {
   for (auto& [k, v] : params)

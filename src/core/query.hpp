@@ -23,6 +23,14 @@ struct target {
 /// escape, or a decoded NUL byte. `+` in the query decodes to a space.
 std::optional<target> parse_target(std::string_view raw);
 
+/// The value of a hexadecimal digit, or -1.
+int hex_value(char c);
+
+/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`). Returns
+/// nothing for a bad escape or a decoded NUL byte.
+std::optional<std::string> percent_decode(std::string_view in,
+                                          bool plus_is_space);
+
 /// Parses an event id: 1 to 20 decimal digits that fit in uint64_t.
 std::optional<uint64_t> parse_event_id(std::string_view s);
 

@@ -1,39 +1,10 @@
 #include "core/redis_url.hpp"
 
+#include "core/query.hpp"
+
 namespace btcstream {
 
 namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-// %XX escapes only; '+' stays '+' (it is no space outside a query string).
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size())
-      return std::nullopt;
-    int hi = hex_digit(s[i + 1]);
-    int lo = hex_digit(s[i + 2]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
 
 bool host_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
@@ -87,8 +58,8 @@ std::optional<redis_endpoint> parse_redis_url(std::string_view s,
     auto colon = info.find(':');
     if (colon == std::string_view::npos)
       return fail(error, "the user info needs ':' before the password");
-    auto user = percent_decode(info.substr(0, colon));
-    auto password = percent_decode(info.substr(colon + 1));
+    auto user = percent_decode(info.substr(0, colon), false);
+    auto password = percent_decode(info.substr(colon + 1), false);
     if (!user || !password)
       return fail(error, "bad percent escape in the user info");
     if (password->empty())
@@ -104,7 +75,7 @@ std::optional<redis_endpoint> parse_redis_url(std::string_view s,
     if (close == std::string_view::npos || close < 3)
       return fail(error, "bad IPv6 host");
     for (auto c : authority.substr(1, close - 1))
-      if (hex_digit(c) < 0 && c != ':' && c != '.')
+      if (hex_value(c) < 0 && c != ':' && c != '.')
         return fail(error, "bad IPv6 host");
     ep.host = std::string{authority.substr(1, close - 1)};
     auto rest = authority.substr(close + 1);

@@ -151,10 +151,11 @@ class InfoTest(RouteCase):
         info = self.get_json(svc, "/api/v1/info")
         self.assertEqual(sorted(info), ["heartbeat_ms", "history_max",
                                         "history_ttl_ms", "interval_ms",
-                                        "version"])
+                                        "mode", "version"])
         self.assertEqual({k: v for k, v in info.items() if k != "version"},
                          {"interval_ms": 250, "history_ttl_ms": 90000,
-                          "history_max": 7, "heartbeat_ms": 700})
+                          "history_max": 7, "heartbeat_ms": 700,
+                          "mode": "single"})
         self.assertIsInstance(info["version"], str)
         self.assertEqual(info["version"], version(),
                          "the version of --version")
