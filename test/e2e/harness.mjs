@@ -74,7 +74,9 @@ class Child {
     this.log.write(`$ ${cmd} ${args.join(' ')}\n`);
     this.proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => resolve({ code, signal }));
+      // 'close', not 'exit': only then has the last output chunk been read,
+      // so stop() never ends the log before a late write (write after end).
+      this.proc.on('close', (code, signal) => resolve({ code, signal }));
       this.proc.on('error', (err) => resolve({ code: null, signal: null, err }));
     });
     this.exitedNow = false;
