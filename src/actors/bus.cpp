@@ -118,6 +118,9 @@ bus_actor::behavior_type bus(self_ptr self, std::shared_ptr<cluster_log> redis,
       // The fetcher to drive, from the wiring.
       [self](atom::poller, fetcher_actor f) {
         self->state.fetcher = std::move(f);
+        // The lease may have come first.
+        if (self->state.lease->leading())
+          extend(self, std::chrono::milliseconds{0});
       },
       // The lease timer, from itself.
       [self](atom::tick) {

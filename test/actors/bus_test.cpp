@@ -22,7 +22,9 @@ struct bus_fixture : fixture {
   bus_actor bus_handle;
   fetcher_actor fetcher_handle;
 
-  bus_fixture() {
+  /// @param name_fetcher whether to tell the bus its fetcher at once (the
+  /// wiring does it right after spawning both).
+  explicit bus_fixture(bool name_fetcher = true) {
     bus_options o;
     o.node = "a";
     o.lease_ttl = 3s;
@@ -31,7 +33,8 @@ struct bus_fixture : fixture {
     fetcher_handle
         = stop_at_end(sys->spawn(fetcher, upstream, bus_handle, clock, rng,
                                  "BTC-USD", caf::timespan{1s}, stats, false));
-    caf::anon_send(bus_handle, atom::poller_v, fetcher_handle);
+    if (name_fetcher)
+      caf::anon_send(bus_handle, atom::poller_v, fetcher_handle);
     run();
   }
 
@@ -77,6 +80,17 @@ TEST_CASE("a follower does not poll; the lease granted makes it poll at "
   CHECK_EQ(f.upstream->requests, 4u);
   CHECK_EQ(f.stats->cluster.lease_acquisitions.load(), 1u);
   CHECK_EQ(f.leader(), 1);
+}
+
+TEST_CASE("a lease granted before the bus knows its fetcher starts the "
+          "fetcher when it learns it") {
+  bus_fixture f{false};
+  f.grant(1);
+  CHECK_EQ(f.leader(), 1);
+  CHECK_EQ(f.upstream->requests, 0u);
+  caf::anon_send(f.bus_handle, atom::poller_v, f.fetcher_handle);
+  f.run();
+  CHECK_EQ(f.upstream->requests, 1u);
 }
 
 TEST_CASE("the lease held by another node stops polling; granted again, "
