@@ -110,34 +110,23 @@ redis_log::~redis_log() {
   conn_->stop();
 }
 
-void redis_log::run_script(const std::string& script, const std::string& sha,
+void redis_log::run_script(const std::string& script,
                            std::vector<std::string> keys_and_args,
                            redis_connection::callback done) {
-  std::vector<std::string> args{"EVALSHA", sha};
+  // Always EVAL, never EVALSHA: Redis forgets its script cache on every
+  // restart (and on SCRIPT FLUSH), and a NOSCRIPT fallback would re-send
+  // the calls it refused behind those already pipelined after them,
+  // reordering appends. The scripts are under 1 KB and run a few times a
+  // second at most; Redis caches them by hash either way.
+  std::vector<std::string> args{"EVAL", script};
   args.insert(args.end(), keys_and_args.begin(), keys_and_args.end());
-  // EVALSHA sends 40 bytes instead of the script. Redis forgets its script
-  // cache on every restart (and on SCRIPT FLUSH); it then answers NOSCRIPT
-  // without running anything, so sending the same call once more as EVAL
-  // (which also caches the script again) can never append twice, and a
-  // restarted Redis never breaks an append or a lease.
-  auto retry = [conn = conn_, script, args, timeout = timeout_,
-                done = std::move(done)](redis_result r) mutable {
-    if (r.failure != log_failure::none
-        || r.value.kind != redis_value::type::error
-        || r.value.str.rfind("NOSCRIPT", 0) != 0)
-      return done(std::move(r));
-    args[0] = "EVAL";
-    args[1] = script;
-    conn->command(std::move(args), timeout, std::move(done));
-  };
-  conn_->command(std::move(args), timeout_, std::move(retry));
+  conn_->command(std::move(args), timeout_, std::move(done));
 }
 
 void redis_log::lease(const std::string& node, uint64_t token,
                       std::chrono::milliseconds ttl,
                       std::function<void(lease_reply)> done) {
-  static const std::string sha = sha1_hex(lease_script());
-  run_script(lease_script(), sha,
+  run_script(lease_script(),
              {"2", lease_key_, token_key_, node, std::to_string(token),
               std::to_string(ttl.count())},
              [done = std::move(done)](redis_result r) {
@@ -151,8 +140,7 @@ void redis_log::append(const std::string& node, uint64_t token, const update& u,
                        uint64_t floor, uint64_t max_len,
                        std::chrono::milliseconds ttl,
                        std::function<void(append_reply)> done) {
-  static const std::string sha = sha1_hex(append_script());
-  run_script(append_script(), sha,
+  run_script(append_script(),
              {"2", lease_key_, log_key_, std::to_string(token) + ' ' + node,
               std::to_string(u.ts_ms), format_price(u.price),
               std::to_string(floor), std::to_string(max_len),

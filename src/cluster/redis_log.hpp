@@ -59,7 +59,7 @@ public:
   static const std::string& append_script();
 
 private:
-  void run_script(const std::string& script, const std::string& sha,
+  void run_script(const std::string& script,
                   std::vector<std::string> keys_and_args,
                   redis_connection::callback done);
 
@@ -71,7 +71,7 @@ private:
   std::chrono::milliseconds block_margin_;
 };
 
-/// The lowercase hex SHA-1 of `text`, as EVALSHA names a script.
+/// The lowercase hex SHA-1 of `text`, as Redis names a cached script.
 std::string sha1_hex(const std::string& text);
 
 } // namespace btcstream
