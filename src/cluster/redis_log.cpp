@@ -3,8 +3,6 @@
 #include "core/log_codec.hpp"
 #include "core/sse.hpp"
 
-#include <openssl/evp.h>
-
 namespace btcstream {
 
 namespace {
@@ -70,19 +68,6 @@ Reply no_answer(const redis_result& r) {
 }
 
 } // namespace
-
-std::string sha1_hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha1(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < size; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 0xf];
-  }
-  return out;
-}
 
 const std::string& redis_log::lease_script() {
   static const std::string s = lease_lua;

@@ -71,7 +71,4 @@ private:
   std::chrono::milliseconds block_margin_;
 };
 
-/// The lowercase hex SHA-1 of `text`, as Redis names a cached script.
-std::string sha1_hex(const std::string& text);
-
 } // namespace btcstream
