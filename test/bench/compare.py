@@ -9,6 +9,8 @@ starts everything it needs on loopback and stops it again.
     test/bench/compare.py churn               # 5,000 steady + 1,000/s churn
     test/bench/compare.py limit               # one process at --max-clients
     test/bench/compare.py sweep               # thread settings of btcstream
+    test/bench/compare.py soak                # 10 min at the limit, 1 %/min
+                                              # churn: RSS and fd slopes
     test/bench/compare.py all
 
 Each prints a table per run, the ratios btcstream / nchan where both ran, and
@@ -25,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -568,6 +571,69 @@ class Bench:
         finally:
             procs.stop()
 
+    def soak(self):
+        """One btcstream at --max-clients (open files - 100) for
+        --soak-seconds at 1 update/s: two load processes hold all but 50
+        clients, and 1 % of the limit a minute connect on top (a tab that
+        opens, gets its first event and closes). RSS and open descriptors
+        are sampled every 10 s; their slope over the event phase must be
+        flat, and every steady client must get every update."""
+        n = self.args.soak_clients
+        secs = self.args.soak_seconds
+        churn = n * 0.01 / 60  # connects per second, over both processes
+        work = tempfile.mkdtemp(prefix="btcstream-compare.")
+        procs = Procs(work)
+        samples = []
+        stop = threading.Event()
+        try:
+            up = Upstream(procs)
+            srv = self.server("btcstream", procs, up, "1s",
+                              ("--max-clients", str(n)))
+            pid = srv.pids()[0]
+
+            def sample():
+                while not stop.wait(10):
+                    if not all(os.path.exists(os.path.join(
+                            work, "ready.%d" % i)) for i in range(2)):
+                        continue  # connecting: not the steady state yet
+                    try:
+                        fds = len(os.listdir("/proc/%d/fd" % pid))
+                    except OSError:
+                        return
+                    samples.append((time.monotonic(), rss_kb([pid]), fds))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            r = run_load(work, srv, n - 50, secs, processes=2,
+                         extra=("--churn", "%.3f" % (churn / 2),
+                                "--churn-for", str(secs)),
+                         duration=secs + 180)
+            stop.set()
+            sampler.join(15)
+            r["server_alive_at_end"] = srv.alive()
+            r["samples"] = len(samples)
+            if len(samples) >= 3:
+                t0 = samples[0][0]
+                xs = [(t - t0) / 60.0 for t, _, _ in samples]
+                r["rss_kb_first_last"] = (samples[0][1], samples[-1][1])
+                r["rss_kb_per_min"] = slope(xs, [s[1] for s in samples])
+                r["fds_first_last"] = (samples[0][2], samples[-1][2])
+                r["fds_per_min"] = slope(xs, [s[2] for s in samples])
+            r["sanitizer_reports"] = sanitizer_reports(
+                os.path.join(work, "btcstream.log"))
+            self.results["soak/btcstream"] = r
+            table("soak: %d s at --max-clients %d, %.2f connects/s on top"
+                  % (secs, n, churn), [("btcstream", r)])
+            print("soak: RSS %s kB (slope %.1f kB/min), open fds %s (slope "
+                  "%.2f/min), %d samples" % (
+                      r.get("rss_kb_first_last"), r.get("rss_kb_per_min", 0),
+                      r.get("fds_first_last"), r.get("fds_per_min", 0),
+                      len(samples)))
+            shutil.rmtree(work, ignore_errors=True)
+        finally:
+            stop.set()
+            procs.stop()
+
     def sweep(self):
         n, ev = self.args.clients, self.args.sweep_events
         rows = []
@@ -624,6 +690,15 @@ def live_objects(port):
     return out
 
 
+def slope(xs, ys):
+    """The least-squares slope of ys over xs."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var \
+        else 0.0
+
+
 def rss_kb(pids):
     total = 0
     for pid in pids:
@@ -640,7 +715,8 @@ def rss_kb(pids):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", nargs="+", choices=[
-        "fanout", "stalled", "burst", "churn", "limit", "sweep", "all"])
+        "fanout", "stalled", "burst", "churn", "limit", "sweep", "soak",
+        "all"])
     p.add_argument("--servers", default="btcstream,nchan,floor",
                    help="of btcstream, nchan, floor (fanout, stalled, burst, "
                    "churn)")
@@ -651,6 +727,9 @@ def main():
     p.add_argument("--burst-events", type=int, default=4000)
     p.add_argument("--sweep-events", type=int, default=20)
     p.add_argument("--churn-seconds", type=int, default=60)
+    p.add_argument("--soak-seconds", type=int, default=600)
+    p.add_argument("--soak-clients", type=int, default=FD_LIMIT - 100,
+                   help="the soak's --max-clients (all but 50 held)")
     p.add_argument("--policies", default="sharing,stealing")
     p.add_argument("--btcstream", default=os.path.join(ROOT,
                                                        "build/btcstream"))
