@@ -25,7 +25,9 @@ using connection_actor = caf::typed_actor<
     // No traffic for --heartbeat: write `: hb`, from the broadcaster.
     caf::reacts_to<atom::heartbeat>,
     // The session ended (closed, slow, stalled), from the HTTP session.
-    caf::reacts_to<atom::session, session_state>>;
+    caf::reacts_to<atom::session, session_state>,
+    // The stream reached --max-stream-age: end it cleanly, from itself.
+    caf::reacts_to<atom::retire>>;
 
 /// Fans every stored update out to the subscribed connections and drives
 /// the one heartbeat timer for all of them.

@@ -28,6 +28,7 @@ CAF_ADD_ATOM(btcstream, btcstream::atom, got, "got")
 CAF_ADD_ATOM(btcstream, btcstream::atom, leader, "leader")
 CAF_ADD_ATOM(btcstream, btcstream::atom, wait, "wait")
 CAF_ADD_ATOM(btcstream, btcstream::atom, poller, "poller")
+CAF_ADD_ATOM(btcstream, btcstream::atom, retire, "retire")
 
 CAF_END_TYPE_ID_BLOCK(btcstream)
 

@@ -10,6 +10,12 @@ namespace btcstream {
 
 namespace {
 
+/// The exit reason of a stream that reached --max-stream-age.
+const caf::error& retired() {
+  static const caf::error e = make_error(ec::stream_aged, "max stream age");
+  return e;
+}
+
 void give_up(connection_actor::stateful_pointer<connection_state> self,
              const caf::error& err, const char* step) {
   log(log_level::warn, std::string{"connection ends: "} + step
@@ -23,7 +29,7 @@ connection_actor::behavior_type
 connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
            broadcaster_actor broadcaster, buffer_actor buffer, size_t max_held,
-           std::shared_ptr<metrics> stats) {
+           std::shared_ptr<metrics> stats, caf::timespan max_age) {
   if (!sink || !broadcaster || !buffer || max_held == 0 || !stats) {
     if (sink)
       sink->close(end_cause::error);
@@ -53,6 +59,8 @@ connection(connection_actor::stateful_pointer<connection_state> self,
           sink->close(end_cause::done);
         else if (reason == caf::exit_reason::user_shutdown)
           sink->close(end_cause::shutdown);
+        else if (reason == retired())
+          sink->close(end_cause::max_age);
         else
           sink->close(end_cause::error);
       });
@@ -62,6 +70,8 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   self->set_down_handler([self](const caf::down_msg& msg) {
     self->quit(msg.reason ? msg.reason : caf::exit_reason::normal);
   });
+  if (max_age > caf::timespan::zero())
+    self->delayed_send(self, max_age, atom::retire_v);
   auto me = caf::actor_cast<connection_actor>(self);
   // No request timeout: CAF 0.17 never cancels one when the answer comes,
   // so each would still fire later as a message to every connection (two
@@ -122,6 +132,10 @@ connection(connection_actor::stateful_pointer<connection_state> self,
       // The session ended, from the HTTP session.
       [self](atom::session, session_state) {
         self->quit();
+      },
+      // The stream reached its age, from itself.
+      [self](atom::retire) {
+        self->quit(retired());
       },
   };
 }

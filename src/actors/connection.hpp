@@ -46,10 +46,12 @@ struct connection_state {
 /// @param buffer history.
 /// @param max_held bound on frames held while replaying (>= 1).
 /// @param stats the metrics.
+/// @param max_age end the stream cleanly after this long (zero: never), so
+/// that the client reconnects and resumes, maybe on another node.
 connection_actor::behavior_type
 connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
            broadcaster_actor broadcaster, buffer_actor buffer, size_t max_held,
-           std::shared_ptr<metrics> stats);
+           std::shared_ptr<metrics> stats, caf::timespan max_age);
 
 } // namespace btcstream

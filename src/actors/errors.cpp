@@ -18,6 +18,8 @@ std::string to_string(ec x) {
     return "unhandled_exception";
   case ec::peer_unavailable:
     return "peer_unavailable";
+  case ec::stream_aged:
+    return "stream_aged";
   }
   return "unknown";
 }

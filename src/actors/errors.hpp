@@ -20,6 +20,8 @@ enum class ec : uint8_t {
   unhandled_exception,
   /// A peer actor died or did not answer in time.
   peer_unavailable,
+  /// A stream reached --max-stream-age (a clean end: the client resumes).
+  stream_aged,
 };
 
 /// A name for `ec` values, for CAF's error rendering.

@@ -95,7 +95,8 @@ fetcher_actor::behavior_type
 fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         update_sink_actor sink, std::shared_ptr<const wall_clock> clock,
         std::shared_ptr<random_source> rng, std::string instrument,
-        caf::timespan interval, std::shared_ptr<metrics> stats, bool active) {
+        caf::timespan interval, std::shared_ptr<metrics> stats, bool active,
+        update last) {
   if (!client || !sink || !clock || !rng || !stats
       || interval <= caf::timespan::zero()) {
     self->quit(make_error(ec::invalid_argument,
@@ -113,6 +114,8 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
                     *st.rng);
   st.instrument = std::move(instrument);
   st.interval = interval;
+  st.last_id = last.id;
+  st.last_ts = last.ts_ms;
   st.origin = self->clock().now();
   st.next_tick = st.origin;
   st.not_before = st.origin;

@@ -82,11 +82,14 @@ struct fetcher_state {
 /// @param stats the metrics.
 /// @param active whether to poll from the start (one node) or wait for
 /// `lead` (cluster mode).
+/// @param last the newest update restored from a state file (ids and
+/// timestamps stay above it), or a default update.
 fetcher_actor::behavior_type
 fetcher(fetcher_actor::stateful_pointer<fetcher_state> self,
         std::shared_ptr<upstream_client> client, update_sink_actor sink,
         std::shared_ptr<const wall_clock> clock,
         std::shared_ptr<random_source> rng, std::string instrument,
-        caf::timespan interval, std::shared_ptr<metrics> stats, bool active);
+        caf::timespan interval, std::shared_ptr<metrics> stats, bool active,
+        update last);
 
 } // namespace btcstream

@@ -14,10 +14,9 @@ namespace btcstream {
 
 /// The actor-side implementation of `stream_port`: each `open` spawns one
 /// connection actor wired to the broadcaster and the buffer.
-std::shared_ptr<stream_port> make_stream_port(caf::actor_system& sys,
-                                              broadcaster_actor broadcaster,
-                                              buffer_actor buffer,
-                                              size_t max_held,
-                                              std::shared_ptr<metrics> stats);
+std::shared_ptr<stream_port>
+make_stream_port(caf::actor_system& sys, broadcaster_actor broadcaster,
+                 buffer_actor buffer, size_t max_held,
+                 std::shared_ptr<metrics> stats, caf::timespan max_age);
 
 } // namespace btcstream

@@ -15,6 +15,8 @@
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 namespace btcstream {
 
@@ -47,6 +49,16 @@ po::options_description options() {
     ("healthcheck", "probe /healthz of the service on --listen; exit 0 if "
      "healthy (for container health checks)")
     ("listen", s("0.0.0.0:8080"), "address and port to serve on")
+    ("reuse-port", po::value<std::string>()->implicit_value("true")
+       ->value_name("false"),
+     "share --listen's port with other processes (SO_REUSEPORT)")
+    ("admin-listen", s("none"),
+     "address and port for /metrics, /healthz, /readyz, /api/v1/info only")
+    ("max-stream-age", s("off"),
+     "end each stream cleanly after this age (+-10%), so clients reconnect "
+     "and spread over nodes")
+    ("state-file", s("none"),
+     "one node: save the buffer here on shutdown, load it at start")
     ("interval", s("5s"), "time between upstream polls")
     ("history-ttl", s("1h"), "how long updates stay in the buffer")
     ("history-max", s("ceil(ttl/interval)+1"), "buffer capacity (updates)")
@@ -171,21 +183,48 @@ void build_cluster(const po::variables_map& vm, config& c) {
     throw bad_value{"--lease-ttl: at least 300ms (renewed every third)"};
 }
 
+/// HOST:PORT (IPv6 in brackets) into host and port; `flag` names errors.
+std::pair<std::string, std::string> host_port(const std::string& value,
+                                              const char* flag) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size())
+    throw bad_value{std::string{"--"} + flag + ": expected HOST:PORT, got '"
+                    + value + "'"};
+  auto host = value.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  auto port = value.substr(colon + 1);
+  for (char ch : port)
+    if (!std::isdigit(static_cast<unsigned char>(ch)) || port.size() > 5
+        || std::stoul(port) > 65535)
+      throw bad_value{std::string{"--"} + flag + ": invalid port in '" + value
+                      + "'"};
+  return {host, port};
+}
+
+bool switch_of(const po::variables_map& vm, const char* k) {
+  auto v = get(vm, k);
+  if (!v)
+    return false;
+  if (*v == "true" || *v == "1" || *v == "yes")
+    return true;
+  if (*v == "false" || *v == "0" || *v == "no")
+    return false;
+  throw bad_value{std::string{"--"} + k + ": expected true or false, got '" + *v
+                  + "'"};
+}
+
 config build(const po::variables_map& vm, const po::variables_map& flags) {
   config c;
-  auto listen = get(vm, "listen").value_or(defaults::listen);
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size())
-    throw bad_value{"--listen: expected HOST:PORT, got '" + listen + "'"};
-  c.listen_host = listen.substr(0, colon);
-  if (c.listen_host.size() > 2 && c.listen_host.front() == '['
-      && c.listen_host.back() == ']')
-    c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
-  c.listen_port = listen.substr(colon + 1);
-  for (char ch : c.listen_port)
-    if (!std::isdigit(static_cast<unsigned char>(ch))
-        || c.listen_port.size() > 5 || std::stoul(c.listen_port) > 65535)
-      throw bad_value{"--listen: invalid port in '" + listen + "'"};
+  std::tie(c.listen_host, c.listen_port)
+      = host_port(get(vm, "listen").value_or(defaults::listen), "listen");
+  c.reuse_port = switch_of(vm, "reuse-port");
+  if (auto admin = get(vm, "admin-listen"))
+    std::tie(c.admin_host, c.admin_port) = host_port(*admin, "admin-listen");
+  if (auto age = get(vm, "max-stream-age"); age && *age != "off")
+    c.max_stream_age
+        = duration_of(vm, "max-stream-age", std::chrono::milliseconds{0}, true);
+  c.state_file = get(vm, "state-file").value_or("");
   c.interval = duration_of(vm, "interval", defaults::interval, true);
   c.history_ttl = duration_of(vm, "history-ttl", defaults::history_ttl, true);
   auto derived
@@ -264,6 +303,9 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
     throw bad_value{"--log-format: expected text or json, got '" + format
                     + "'"};
   build_cluster(vm, c);
+  if (!c.state_file.empty() && !c.redis_url.empty())
+    throw bad_value{"--state-file: only without --redis (a cluster keeps its "
+                    "history in Redis)"};
   c.healthcheck = vm.count("healthcheck") > 0;
   c.io_threads = static_cast<unsigned>(
       count_of(vm, "io-threads", defaults::io_threads, 1, 64));
@@ -342,6 +384,11 @@ config_result parse_config(int argc, const char* const* argv) {
 std::string describe(const config& c) {
   std::ostringstream os;
   os << "config listen=" << c.listen_host << ":" << c.listen_port
+     << " reuse_port=" << (c.reuse_port ? "true" : "false") << " admin_listen="
+     << (c.admin_host.empty() ? "none" : c.admin_host + ":" + c.admin_port)
+     << " max_stream_age="
+     << (c.max_stream_age.count() ? ms_text(c.max_stream_age) : "off")
+     << " state_file=" << (c.state_file.empty() ? "none" : c.state_file)
      << " interval=" << ms_text(c.interval)
      << " history_ttl=" << ms_text(c.history_ttl)
      << " history_max=" << c.history_max << " upstream_url=" << c.upstream_url

@@ -13,6 +13,18 @@ namespace btcstream {
 struct config {
   std::string listen_host;
   std::string listen_port;
+  /// `--reuse-port`: several processes share the listening port.
+  bool reuse_port = false;
+  /// `--admin-listen`: a second listener for /metrics, /healthz, /readyz and
+  /// /api/v1/info only; empty host: none.
+  std::string admin_host;
+  std::string admin_port;
+  /// `--max-stream-age`: streams end cleanly after this age, ±10 % per
+  /// stream (0: never).
+  std::chrono::milliseconds max_stream_age{0};
+  /// `--state-file`: the buffer is saved here on shutdown and loaded at start
+  /// (one node; empty: none).
+  std::string state_file;
   std::chrono::milliseconds interval;
   std::chrono::milliseconds history_ttl;
   /// 0: derived, ⌈TTL ÷ interval⌉ + 1.

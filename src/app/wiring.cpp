@@ -9,6 +9,7 @@
 #include "actors/stream_port.hpp"
 #include "actors/supervision.hpp"
 #include "app/defaults.hpp"
+#include "app/state.hpp"
 #include "cluster/redis_log.hpp"
 #include "core/log.hpp"
 #include "core/redis_url.hpp"
@@ -93,6 +94,21 @@ cluster_links connect_cluster(asio::io_context& ioc, const config& cfg) {
       = std::make_shared<redis_connection>(ioc, ep, std::chrono::seconds{2});
   return {std::make_shared<redis_log>(leader_conn, cfg.redis_prefix, quick),
           std::make_shared<redis_log>(reader_conn, cfg.redis_prefix)};
+}
+
+/// Binds `lst` to HOST:PORT; logs a failure naming the flag.
+bool open_listener(listener& lst, const char* flag, const std::string& host,
+                   const std::string& port, bool reuse_port) {
+  try {
+    lst.open({asio::ip::make_address(host),
+              static_cast<unsigned short>(std::stoul(port))},
+             reuse_port);
+    return true;
+  } catch (const std::exception& e) {
+    log(log_level::error,
+        std::string{flag} + " " + host + ":" + port + ": " + e.what());
+    return false;
+  }
 }
 
 /// Resolves once: the first outcome (signal or core failure) wins.
@@ -191,9 +207,14 @@ int run_service(const config& given) {
                       stats, std::chrono::milliseconds{defaults::redis_block});
       sink = the_bus;
     }
+    // One node: what the last run saved, before the first poll.
+    auto restored = load_state(cfg, upstream->instrument(), clock->now_ms());
+    for (auto& u : restored)
+      caf::anon_send(buf, atom::publish_v, u);
     auto f
         = sys.spawn(fetcher, client, sink, clock, rng, upstream->instrument(),
-                    caf::timespan{cfg.interval}, stats, !cluster);
+                    caf::timespan{cfg.interval}, stats, !cluster,
+                    restored.empty() ? update{} : restored.back());
     if (cluster)
       caf::anon_send(the_bus, atom::poller_v, f);
     auto shutting_down = [&stopping] {
@@ -232,19 +253,18 @@ int run_service(const config& given) {
     ctx->opts.node_id = cfg.node_id;
     ctx->services
         = make_service_port(sys, f, buf, b, the_bus, defaults::health_timeout);
-    ctx->streams = make_stream_port(sys, b, buf, cfg.history_max + 16, stats);
+    ctx->streams = make_stream_port(sys, b, buf, cfg.history_max + 16, stats,
+                                    caf::timespan{cfg.max_stream_age});
     auto lst = std::make_shared<listener>(ioc, ctx);
-    bool listening = false;
-    try {
-      auto addr = asio::ip::make_address(cfg.listen_host);
-      lst->open(
-          {addr, static_cast<unsigned short>(std::stoul(cfg.listen_port))});
-      listening = true;
-    } catch (const std::exception& e) {
-      log(log_level::error, "--listen " + cfg.listen_host + ":"
-                                + cfg.listen_port + ": " + e.what());
+    auto admin = std::make_shared<listener>(ioc, ctx, true);
+    bool listening = open_listener(*lst, "--listen", cfg.listen_host,
+                                   cfg.listen_port, cfg.reuse_port);
+    bool admin_listening = false;
+    if (listening && !cfg.admin_host.empty())
+      admin_listening = open_listener(*admin, "--admin-listen", cfg.admin_host,
+                                      cfg.admin_port, false);
+    if (!listening || (!cfg.admin_host.empty() && !admin_listening))
       exit.set(1);
-    }
     asio::signal_set signals{ioc, SIGINT, SIGTERM};
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (!ec) {
@@ -264,6 +284,13 @@ int run_service(const config& given) {
                                + std::to_string(ep.port()));
       lst->run();
     }
+    if (admin_listening) {
+      auto ep = admin->local_endpoint();
+      log(log_level::info, "admin port (metrics, health) on "
+                               + ep.address().to_string() + ":"
+                               + std::to_string(ep.port()));
+      admin->run();
+    }
 
     code = exit.wait();
 
@@ -273,6 +300,7 @@ int run_service(const config& given) {
     lst->stop();
     if (code == 0 && cfg.shutdown_grace.count() > 0)
       std::this_thread::sleep_for(cfg.shutdown_grace);
+    admin->stop();
 
     // Shutdown: end the core actors (connections follow through their
     // monitors and close their sinks), wait for every actor while the Asio
@@ -280,6 +308,7 @@ int run_service(const config& given) {
     stopping = true;
     signals.cancel();
     client->stop();
+    save_state(sys, f, buf, cfg, upstream->instrument());
     for (auto& h :
          {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(the_bus),
           caf::actor_cast<caf::actor>(the_reader),

@@ -21,6 +21,7 @@ enum class end_cause {
   done,     ///< the session already ended (nothing to report)
   shutdown, ///< the server is shutting down
   error,    ///< the core failed (a request timed out, an actor died)
+  max_age,  ///< the stream reached --max-stream-age (the client resumes)
 };
 
 /// Where a connection actor writes its frames. Implemented by the HTTP

@@ -101,6 +101,8 @@ const char* to_string(disconnect_reason r) {
     return "slow_consumer";
   case disconnect_reason::shutdown:
     return "shutdown";
+  case disconnect_reason::max_age:
+    return "max_age";
   case disconnect_reason::error:
     return "error";
   }

@@ -33,8 +33,14 @@ private:
 };
 
 /// Why an SSE client went away (`btcstream_sse_disconnects_total{reason}`).
-enum class disconnect_reason { client_closed, slow_consumer, shutdown, error };
-inline constexpr size_t disconnect_reasons = 4;
+enum class disconnect_reason {
+  client_closed,
+  slow_consumer,
+  shutdown,
+  error,
+  max_age,
+};
+inline constexpr size_t disconnect_reasons = 5;
 const char* to_string(disconnect_reason r);
 
 /// Why a /stream request was refused (`btcstream_sse_rejected_total`).

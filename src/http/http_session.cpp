@@ -34,8 +34,8 @@ random_source& thread_random() {
 } // namespace
 
 http_session::http_session(asio::ip::tcp::socket&& socket,
-                           std::shared_ptr<server_context> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)) {
+                           std::shared_ptr<server_context> ctx, bool admin)
+    : stream_(std::move(socket)), ctx_(std::move(ctx)), admin_(admin) {
   ctx_->stats->http_sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -114,6 +114,12 @@ void http_session::handle() {
   }
   auto kind = route_for(t->path);
   label_ = label_for(kind);
+  if (admin_ && !admin_route(kind)) {
+    label_ = route_label::unknown;
+    respond(json_error(http::status::not_found, "not found on the admin port",
+                       version, keep_alive, ctx_->opts));
+    return;
+  }
   std::optional<std::filesystem::path> file;
   if (kind == route_kind::static_file) {
     file = resolve_static(ctx_->opts.web_root, t->path);

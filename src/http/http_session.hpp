@@ -20,8 +20,10 @@ namespace btcstream {
 /// an `sse_session` for `/stream`.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
+  /// @param admin whether the connection came to the admin listener, which
+  /// serves only `admin_route`s.
   http_session(boost::asio::ip::tcp::socket&& socket,
-               std::shared_ptr<server_context> ctx);
+               std::shared_ptr<server_context> ctx, bool admin = false);
 
   ~http_session();
 
@@ -56,6 +58,7 @@ private:
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<server_context> ctx_;
+  bool admin_ = false;
   bool first_request_ = true;
   route_label label_ = route_label::unknown; // of the request being answered
   bool busy_ = false; // over --max-http-connections: answer 503 and close

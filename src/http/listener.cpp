@@ -13,15 +13,20 @@ namespace btcstream {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-listener::listener(asio::io_context& ioc, std::shared_ptr<server_context> ctx)
+listener::listener(asio::io_context& ioc, std::shared_ptr<server_context> ctx,
+                   bool admin)
     : ioc_(ioc),
       acceptor_(asio::make_strand(ioc)),
       backoff_(acceptor_.get_executor()),
-      ctx_(std::move(ctx)) {}
+      ctx_(std::move(ctx)),
+      admin_(admin) {}
 
-void listener::open(const asio::ip::tcp::endpoint& ep) {
+void listener::open(const asio::ip::tcp::endpoint& ep, bool reuse_port) {
   acceptor_.open(ep.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
+  if (reuse_port)
+    acceptor_.set_option(
+        asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
   acceptor_.bind(ep);
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }
@@ -73,7 +78,8 @@ void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {
     log(log_level::info, "listener accepts again");
     accept_failing_ = false;
   }
-  auto session = std::make_shared<http_session>(std::move(socket), ctx_);
+  auto session
+      = std::make_shared<http_session>(std::move(socket), ctx_, admin_);
   // The new session counts itself: more than the bound means one too many.
   auto open = ctx_->stats->http_sessions.load(std::memory_order_relaxed);
   if (open > static_cast<int64_t>(ctx_->opts.max_http_connections))

@@ -16,11 +16,15 @@ namespace btcstream {
 /// moment instead of spinning.
 class listener : public std::enable_shared_from_this<listener> {
 public:
-  listener(boost::asio::io_context& ioc, std::shared_ptr<server_context> ctx);
+  /// @param admin whether this is the admin listener (--admin-listen).
+  listener(boost::asio::io_context& ioc, std::shared_ptr<server_context> ctx,
+           bool admin = false);
 
   /// Binds and listens; throws `boost::system::system_error` naming the
-  /// cause (the caller exits non-zero).
-  void open(const boost::asio::ip::tcp::endpoint& ep);
+  /// cause (the caller exits non-zero). With `reuse_port`, several
+  /// processes may bind the same address and the kernel spreads new
+  /// connections over them (SO_REUSEPORT).
+  void open(const boost::asio::ip::tcp::endpoint& ep, bool reuse_port = false);
 
   /// The bound address (the real port when asked for port 0).
   boost::asio::ip::tcp::endpoint local_endpoint() const;
@@ -40,6 +44,7 @@ private:
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_;
   std::shared_ptr<server_context> ctx_;
+  bool admin_ = false;
   bool accept_failing_ = false; // logged once per run of failures
 };
 

@@ -22,6 +22,11 @@ route_kind route_for(std::string_view path) {
   return route_kind::static_file;
 }
 
+bool admin_route(route_kind k) {
+  return k == route_kind::metrics || k == route_kind::healthz
+         || k == route_kind::readyz || k == route_kind::info;
+}
+
 route_label label_for(route_kind k) {
   switch (k) {
   case route_kind::stream:

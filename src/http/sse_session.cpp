@@ -341,6 +341,8 @@ void sse_session::finish(session_state s) {
     reason = disconnect_reason::shutdown;
   else if (close_cause_ == end_cause::error)
     reason = disconnect_reason::error;
+  else if (close_cause_ == end_cause::max_age)
+    reason = disconnect_reason::max_age;
   ctx_->stats->count_disconnect(reason);
   if (s != session_state::closed)
     log(log_level::warn,

@@ -29,6 +29,9 @@ connection_actor::behavior_type mock_connection(std::shared_ptr<received> log) {
       [](atom::session, session_state) {
         FAIL_CHECK("the broadcaster never sends session events");
       },
+      [](atom::retire) {
+        FAIL_CHECK("the broadcaster never retires a stream");
+      },
   };
 }
 

@@ -30,9 +30,9 @@ struct bus_fixture : fixture {
     o.lease_ttl = 3s;
     o.interval = 1s;
     bus_handle = stop_at_end(sys->spawn(bus, redis, clock, stats, o));
-    fetcher_handle
-        = stop_at_end(sys->spawn(fetcher, upstream, bus_handle, clock, rng,
-                                 "BTC-USD", caf::timespan{1s}, stats, false));
+    fetcher_handle = stop_at_end(
+        sys->spawn(fetcher, upstream, bus_handle, clock, rng, "BTC-USD",
+                   caf::timespan{1s}, stats, false, update{}));
     if (name_fetcher)
       caf::anon_send(bus_handle, atom::poller_v, fetcher_handle);
     run();

@@ -110,7 +110,7 @@ TEST_CASE("an ended connection leaves nothing of itself at the broadcaster") {
   auto sink = std::make_shared<recording_sink>();
   // Not through the fixture, which keeps a handle to stop it at the end.
   auto c = f.sys->spawn(connection, sink, resume_point{}, f.b, f.buf,
-                        size_t{100}, f.stats);
+                        size_t{100}, f.stats, caf::timespan::zero());
   f.run();
   caf::actor_addr addr = c.address();
   caf::anon_send(c, atom::session_v, session_state::closed);
@@ -140,4 +140,32 @@ TEST_CASE("heartbeats reach the client as `: hb` comments") {
   auto [c, sink] = f.connect(resume_point{});
   f.advance(15s);
   CHECK_EQ(sink->count(": hb\n\n"), 1u);
+}
+
+TEST_CASE("a stream ends cleanly at its maximum age, and a resume from its "
+          "last id continues exactly") {
+  connection_fixture f;
+  f.max_age = caf::timespan{10s};
+  f.publish(1);
+  auto [c, sink] = f.connect(resume_point{});
+  f.publish(2);
+  f.advance(9999ms);
+  CHECK_FALSE(sink->closed);
+  f.advance(1ms);
+  REQUIRE(sink->closed);
+  CHECK(sink->closed_with == end_cause::max_age);
+  CHECK_EQ(sink->ids(), f.ids(1, 2));
+  f.publish(3);
+  CHECK_EQ(sink->ids(), f.ids(1, 2)); // nothing after the end
+  f.max_age = caf::timespan::zero();
+  auto [c2, resumed] = f.connect(connection_fixture::after(f.id(2)));
+  CHECK_EQ(resumed->ids(), f.ids(3, 3));
+  CHECK(resumed->frames.size() == 1); // no gap
+}
+
+TEST_CASE("without a maximum age a stream never ends by itself") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  f.advance(std::chrono::hours{48});
+  CHECK_FALSE(sink->closed);
 }

@@ -35,7 +35,7 @@ struct fetcher_fixture : fixture {
     auto sink = stop_at_end(sys->spawn(mock_sink, log));
     fetcher_handle
         = stop_at_end(sys->spawn(fetcher, upstream, sink, clock, rng, "BTC-USD",
-                                 interval, stats, active));
+                                 interval, stats, active, update{}));
     run();
   }
 };

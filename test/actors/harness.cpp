@@ -136,7 +136,7 @@ core_fixture::spawn_connection(resume_point from,
                                std::shared_ptr<recording_sink> sink) {
   using namespace std::chrono_literals;
   return stop_at_end(sys->spawn(connection, std::move(sink), std::move(from), b,
-                                buf, size_t{100}, stats));
+                                buf, size_t{100}, stats, max_age));
 }
 
 std::pair<connection_actor, std::shared_ptr<recording_sink>>

@@ -162,6 +162,8 @@ struct core_fixture : fixture {
 
   broadcaster_actor b;
   buffer_actor buf;
+  /// --max-stream-age of the connections spawned from now on (zero: off).
+  caf::timespan max_age = caf::timespan::zero();
 };
 
 /// Sends a request from a throwaway actor, runs the system, and returns the

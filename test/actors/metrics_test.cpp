@@ -90,7 +90,7 @@ TEST_CASE("upstream requests are counted by outcome, and skipped ticks too") {
   auto buf = f.stop_at_end(f.sys->spawn(buffer, size_t{10}, 1h, b, f.clock,
                                         f.stats, caf::timespan::zero()));
   f.stop_at_end(f.sys->spawn(fetcher, upstream, buf, f.clock, rng, "BTC-USD",
-                             caf::timespan{1s}, f.stats, true));
+                             caf::timespan{1s}, f.stats, true, update{}));
   f.run();
   CHECK(upstream->answer_price(1));
   f.run();

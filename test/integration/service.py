@@ -64,12 +64,13 @@ class Service:
     _serial = 0
 
     def __init__(self, upstream_url, *flags, interval="100ms", name="svc",
-                 env=None, grace="0s", log_level="debug", fd_limit=None):
+                 env=None, grace="0s", log_level="debug", fd_limit=None,
+                 listen="127.0.0.1:0"):
         """`flags` are extra command-line arguments, e.g. "--retry", "1s".
         A falsy `interval` or `log_level` leaves that flag out."""
         self.binary = binary_path()
         self.fd_limit = fd_limit  # RLIMIT_NOFILE (soft = hard) for the child
-        self.args = [self.binary, "--listen", "127.0.0.1:0"]
+        self.args = [self.binary, "--listen", listen]
         if interval:
             self.args += ["--interval", interval]
         if log_level:
