@@ -15,6 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -61,8 +62,32 @@ void http_session::do_read() {
   parser_.emplace();
   parser_->header_limit(ctx_->opts.max_head_bytes);
   parser_->body_limit(ctx_->opts.max_body_bytes);
-  stream_.expires_after(first_request_ ? ctx_->opts.head_timeout
-                                       : ctx_->opts.idle_timeout);
+  if (!first_request_ && buffer_.size() == 0) {
+    // Idle between requests: wait for the next one's first bytes under the
+    // idle timeout; its head then gets the head timeout like the first, so
+    // a head trickled on a kept-alive connection is cut as soon.
+    stream_.expires_after(ctx_->opts.idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(4096),
+        [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->on_first_bytes(ec, n);
+        });
+    return;
+  }
+  read_head();
+}
+
+void http_session::on_first_bytes(beast::error_code ec, size_t n) {
+  if (ec) {
+    on_read(ec, 0);
+    return;
+  }
+  buffer_.commit(n);
+  read_head();
+}
+
+void http_session::read_head() {
+  stream_.expires_after(ctx_->opts.head_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, size_t n) {
                      self->on_read(ec, n);
@@ -70,8 +95,8 @@ void http_session::do_read() {
 }
 
 void http_session::on_read(beast::error_code ec, size_t) {
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout
-      || ec == asio::error::operation_aborted
+  if (ec == http::error::end_of_stream || ec == asio::error::eof
+      || ec == beast::error::timeout || ec == asio::error::operation_aborted
       || ec == asio::error::connection_reset) {
     stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     return;
@@ -92,7 +117,27 @@ void http_session::on_read(beast::error_code ec, size_t) {
     return;
   }
   first_request_ = false;
+  if (auto refused = refuse_framing()) {
+    respond(std::move(*refused));
+    return;
+  }
   handle();
+}
+
+std::optional<string_response> http_session::refuse_framing() {
+  auto& req = parser_->get();
+  auto fields = static_cast<size_t>(std::distance(req.begin(), req.end()));
+  if (fields > ctx_->opts.max_header_fields)
+    return json_error(http::status::request_header_fields_too_large,
+                      "too many header fields", 11, false, ctx_->opts);
+  // RFC 9112 6.1 and 6.3: a Transfer-Encoding whose last coding is not
+  // chunked, or any over HTTP/1.0, leaves the body's end unknown; serving
+  // the request would read the rest as a second one (request smuggling).
+  if (req.find(http::field::transfer_encoding) != req.end()
+      && (!parser_->chunked() || req.version() < 11))
+    return json_error(http::status::bad_request,
+                      "unsupported Transfer-Encoding", 11, false, ctx_->opts);
+  return std::nullopt;
 }
 
 void http_session::handle() {

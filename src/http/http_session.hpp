@@ -35,7 +35,12 @@ public:
 
 private:
   void do_read();
+  void on_first_bytes(boost::beast::error_code ec, size_t n);
+  void read_head();
   void on_read(boost::beast::error_code ec, size_t n);
+  /// The reason a parsed request must be refused before it is routed
+  /// (request smuggling, too many fields), or none.
+  std::optional<string_response> refuse_framing();
   void handle();
   void serve_stream(const target& t, bool head_only);
   void serve_file(const std::filesystem::path& file, bool head_only);

@@ -34,6 +34,9 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{30000};
   /// Bound on a request head (431 beyond).
   uint32_t max_head_bytes = 8 * 1024;
+  /// Bound on the header fields of a request (431 beyond), whatever their
+  /// size.
+  size_t max_header_fields = 100;
   /// Bound on a request body (413 beyond); bodies are read and ignored.
   uint64_t max_body_bytes = 16 * 1024;
   /// Bound on connections that are not streams (503 beyond).
