@@ -11,7 +11,15 @@ starts everything it needs on loopback and stops it again.
     test/bench/compare.py sweep               # thread settings of btcstream
     test/bench/compare.py soak                # 10 min at the limit, 1 %/min
                                               # churn: RSS and fd slopes
+    test/bench/compare.py cluster             # 3 nodes (cluster mode,
+                                              # --reuse-port) + Redis, then
+                                              # nchan x 3 workers: 50,000
+    test/bench/compare.py rolling             # 10,000 via HAProxy, the 3
+                                              # nodes restarted in turn
     test/bench/compare.py all
+
+(test/bench/chaos.py: the chaos soak of a cluster, built on the classes
+here.)
 
 Each prints a table per run, the ratios btcstream / nchan where both ran, and
 at the end one JSON line with every number (also written to --out). See
@@ -21,6 +29,7 @@ test/bench/README.md and docs/performance.md.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -251,9 +260,15 @@ def sse_load_binary():
 
 
 def run_load(work, server, clients, events, processes=1, rate=2000,
-             extra=(), duration=None, probe=None):
+             extra=(), duration=None, probe=None, ports=None,
+             sample_server=True, interrupt_after_probe=False):
     """Runs sse_load (in `processes` processes, clients split evenly, each
-    on its own source addresses) and returns the merged numbers."""
+    on its own source addresses) and returns the merged numbers.
+    `ports`: one port per process (several balancers) instead of
+    server.port; `sample_server`: pass --server-pid (not when the server's
+    processes are restarted during the run); `interrupt_after_probe`: the
+    probe drives the run (restarts, chaos), and once it returns the load
+    processes get SIGINT and report."""
     per = [clients // processes + (i < clients % processes)
            for i in range(processes)]
     sources = 8
@@ -262,14 +277,15 @@ def run_load(work, server, clients, events, processes=1, rate=2000,
     pids = ",".join(str(p) for p in server.pids())
     runs = []
     for i, n in enumerate(per):
-        argv = [sse_load_binary(), "--port", str(server.port), "--path",
+        port = ports[i] if ports else server.port
+        argv = [sse_load_binary(), "--port", str(port), "--path",
                 server.path, "--clients", str(n),
                 "--rate", str(rate / processes), "--sources", str(sources),
                 "--source-base", str(1 + i * sources),
                 "--events", str(events), "--duration", str(duration),
                 "--start-at", str(start_at),
                 "--ready-file", os.path.join(work, "ready.%d" % i)]
-        if i == 0:  # one sampler of the server is enough
+        if i == 0 and sample_server:  # one sampler of the server is enough
             argv += ["--server-pid", pids]
         argv += list(extra)
         out = open(os.path.join(work, "sse_load.%d.out" % i), "w+")
@@ -287,6 +303,10 @@ def run_load(work, server, clients, events, processes=1, rate=2000,
                 break
             time.sleep(0.2)
         probes.append(probe())
+        if interrupt_after_probe:
+            for p, _ in runs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
     results = []
     for p, out in runs:
         p.wait(duration + 60)
@@ -369,6 +389,455 @@ def ratios(ours, theirs):
     print("ratio btcstream / nchan: " + "  ".join(
         "%s %s" % (k, fmt(v, "{:.2f}")) for k, v in out.items()))
     return out
+
+
+# -- cluster mode: Redis, several nodes, HAProxy, reference clients ---------
+
+INTEGRATION = os.path.join(ROOT, "test", "integration")
+ADMIN_LINE = re.compile(rb"admin port \(metrics, health\) on "
+                        rb"127\.0\.0\.1:(\d+)")
+
+
+def integration_module(name, work):
+    """test/integration's RedisServer / HAProxy helpers, logging into
+    `work` (they take their log directory from the environment)."""
+    os.environ["BTCSTREAM_TEST_LOGDIR"] = work
+    if INTEGRATION not in sys.path:
+        sys.path.insert(0, INTEGRATION)
+    return __import__(name)
+
+
+def proc_cpu_s(pids):
+    """utime + stime of the pids, in seconds (gone pids count 0)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / tick
+
+
+class Node:
+    """One btcstream process in cluster mode, restartable on its port.
+    Each start is a new incarnation with its own --node-id (`n1.2`: node
+    n1, second start) and log file."""
+
+    def __init__(self, work, name, binary, port, upstream, redis_url,
+                 interval="1s", reuse_port=False, extra=()):
+        self.work, self.name, self.binary, self.port = work, name, binary, \
+            port
+        self.upstream, self.redis_url, self.interval = upstream, \
+            redis_url, interval
+        self.reuse_port, self.extra = reuse_port, list(extra)
+        self.gen = 0
+        self.proc = None
+        self.admin_port = None
+        self.log_path = None
+
+    @property
+    def node_id(self):
+        return "%s.%d" % (self.name, self.gen)
+
+    def start(self, timeout=15):
+        self.gen += 1
+        self.log_path = os.path.join(self.work, "%s.log" % self.node_id)
+        argv = [self.binary, "--listen", "127.0.0.1:%d" % self.port,
+                "--admin-listen", "127.0.0.1:0",
+                "--upstream-url", self.upstream.url,
+                "--interval", self.interval, "--redis", self.redis_url,
+                "--node-id", self.node_id] + \
+            (["--reuse-port"] if self.reuse_port else []) + self.extra
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out,
+                                         stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=ROOT)
+        self.admin_port = None
+        deadline = time.monotonic() + timeout
+        while self.admin_port is None:
+            with open(self.log_path, "rb") as f:
+                m = ADMIN_LINE.search(f.read())
+            if m:
+                self.admin_port = int(m.group(1))
+            elif self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("%s did not start (see %s)"
+                                   % (self.node_id, self.log_path))
+            else:
+                time.sleep(0.05)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def admin(self, path, timeout=2.0):
+        return http_get("http://127.0.0.1:%d%s" % (self.admin_port, path),
+                        timeout=timeout)
+
+    def ready(self):
+        return self.running() and self.admin("/readyz")[0] == 200
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline or not self.running():
+                raise RuntimeError("%s not ready within %ds (see %s)"
+                                   % (self.node_id, timeout, self.log_path))
+            time.sleep(0.1)
+
+    def metric(self, name, timeout=2.0):
+        return metric(self.admin("/metrics", timeout)[1], name)
+
+    def is_leader(self):
+        return self.running() and \
+            self.metric("btcstream_cluster_leader") == 1
+
+    def signal(self, sig):
+        if self.running():
+            self.proc.send_signal(sig)
+
+    def terminate(self, timeout=15):
+        """SIGTERM and wait for the exit (SIGCONT first: a paused process
+        cannot exit); SIGKILL after `timeout`. Returns the exit status."""
+        if self.running():
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log("compare: %s did not exit in %ds: SIGKILL"
+                    % (self.node_id, timeout))
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Cluster:
+    """A local redis-server (appendonly yes, appendfsync always, as
+    test/integration/redis_server.py runs it) and `n` btcstream nodes in
+    cluster mode: all on one port with --reuse-port (the kernel spreads
+    connections), or each on its own port (behind a balancer)."""
+    path = "/stream"
+
+    def __init__(self, work, upstream, binary, n=3, interval="1s",
+                 reuse_port=True, extra=()):
+        rs = integration_module("redis_server", work)
+        self.work = work
+        self.redis = rs.RedisServer(name="bench").start()
+        shared = free_port() if reuse_port else None
+        self.nodes = []
+        try:
+            for i in range(n):
+                node = Node(work, "n%d" % (i + 1), binary,
+                            shared or free_port(), upstream, self.redis.url,
+                            interval, reuse_port, extra)
+                self.nodes.append(node)
+                node.start()
+            for node in self.nodes:
+                node.wait_ready(30)
+            self.port = shared or self.nodes[0].port
+            if not first_event(self.port, self.path, 20):
+                raise RuntimeError("the cluster streams nothing (%s)" % work)
+        except Exception:
+            self.stop()
+            raise
+
+    def pids(self):
+        return [n.pid for n in self.nodes if n.running()]
+
+    def alive(self):
+        return all(n.running() for n in self.nodes)
+
+    def leader(self):
+        for n in self.nodes:
+            try:
+                if n.is_leader():
+                    return n
+            except Exception:  # noqa: BLE001 - a paused or dying node
+                pass
+        return None
+
+    def log_entries(self):
+        """The cluster's log in Redis: [(event id, ts ms, prev id)]."""
+        out = []
+        for entry_id, fields in self.redis.command(
+                "XRANGE", "btcstream:log", "-", "+", timeout=10):
+            f = dict(zip(fields[::2], fields[1::2]))
+            out.append((int(entry_id.split(b"-")[0]), int(f[b"ts"]),
+                        int(f[b"prev"])))
+        return out
+
+    def stop(self):
+        for n in self.nodes:
+            n.terminate(10)
+        self.redis.stop()
+
+
+class Balancers:
+    """`count` HAProxy processes with docs/deploy/haproxy.cfg's settings
+    (test/integration/haproxy.py rewrites it for loopback) in front of the
+    same nodes, each with global maxconn `maxconn`. One HAProxy process
+    holds two descriptors per client and here at most 20,000 in all, so
+    10,000 clients need two of them."""
+
+    def __init__(self, work, node_ports, count=1, maxconn=9000):
+        hp = integration_module("haproxy", work)
+        with open(hp.documented_config_path()) as f:
+            text = f.read()
+        if "maxconn 9000" not in text:
+            raise RuntimeError("docs/deploy/haproxy.cfg: no `maxconn 9000`")
+        text = text.replace("maxconn 9000", "maxconn %d" % maxconn, 1)
+        self.procs = []
+        try:
+            for i in range(count):
+                self.procs.append(hp.HAProxy(node_ports, name="bench%d" % i,
+                                             config_text=text).start())
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def ports(self):
+        return [p.port for p in self.procs]
+
+    def pids(self):
+        return [p.proc.pid for p in self.procs]
+
+    def wait_up(self, name, timeout=30):
+        for p in self.procs:
+            p.wait_states({name: "UP"}, timeout)
+
+    def stop(self):
+        for p in self.procs:
+            p.stop()
+
+
+class RefClient(threading.Thread):
+    """A reference SSE client in Python that keeps every frame: ids, `gap`
+    events (sse_load ignores those) and the times of each stream's end,
+    reconnect attempt, 200 head and first event. It reconnects like
+    EventSource (after the last `retry:`, 3 s if none) with Last-Event-ID,
+    and also after a non-200 answer (counted in `statuses`)."""
+
+    def __init__(self, port, path="/stream"):
+        super().__init__(daemon=True)
+        self.port, self.path = port, path
+        self.events = []  # (wall time, "id", key, raw) | (t, "gap", data)
+        self.streams = []  # {attempt, head, first, end, status, resume}
+        self.statuses = {}
+        self.errors = {}
+        self.stopping = threading.Event()
+        self.sock = None
+
+    def stop(self):
+        self.stopping.set()
+        s = self.sock
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def run(self):
+        last_raw, retry = None, 3.0
+        while not self.stopping.is_set():
+            st = {"attempt": time.time(), "resume": last_raw is not None}
+            self.streams.append(st)
+            try:
+                last_raw, retry = self.stream(st, last_raw, retry)
+            except Exception as e:  # noqa: BLE001 - every end is counted
+                kind = type(e).__name__
+                self.errors[kind] = self.errors.get(kind, 0) + 1
+            finally:
+                st["end"] = time.time()
+                s, self.sock = self.sock, None
+                if s is not None:
+                    s.close()
+            self.stopping.wait(min(retry, 10.0))
+
+    def stream(self, st, last_raw, retry):
+        s = socket.create_connection(("127.0.0.1", self.port), 5)
+        self.sock = s
+        if self.stopping.is_set():
+            return last_raw, retry
+        s.settimeout(45)  # heartbeats come every 15 s
+        req = "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n" \
+            % self.path
+        if last_raw:
+            req += "Last-Event-ID: %s\r\n" % last_raw
+        s.sendall((req + "\r\n").encode())
+        f = s.makefile("rb")
+        status = int(f.readline().split()[1])
+        chunked = False
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"transfer-encoding:") and \
+                    b"chunked" in line.lower():
+                chunked = True
+        st["status"] = status
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status != 200:
+            return last_raw, retry
+        st["head"] = time.time()
+        buf = b""
+        ev = {}
+        for data in self.body(f, chunked):
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                line = line.rstrip(b"\r").decode("utf-8", "replace")
+                if line == "":
+                    if "id" in ev or ev.get("event") == "gap":
+                        now = time.time()
+                        st.setdefault("first", now)
+                        if ev.get("event") == "gap":
+                            self.events.append((now, "gap", ev.get("data")))
+                        else:
+                            self.events.append((now, "id", event_key(
+                                ev["id"]), ev["id"]))
+                            last_raw = ev["id"]
+                    ev = {}
+                    continue
+                if line.startswith(":"):
+                    continue
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "retry" and value.isdigit():
+                    retry = int(value) / 1000.0
+                elif field == "data":
+                    ev["data"] = ev["data"] + "\n" + value \
+                        if "data" in ev else value
+                elif field in ("id", "event"):
+                    ev[field] = value
+        st["eof"] = True
+        return last_raw, retry
+
+    @staticmethod
+    def body(f, chunked):
+        if not chunked:
+            while True:
+                data = f.read1(65536)
+                if not data:
+                    return
+                yield data
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                return
+            data = f.read(size)
+            f.readline()
+            yield data
+
+
+def event_key(raw):
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1))))]
+
+
+def check_refs(refs, log_entries, since=None):
+    """Each reference client against the cluster's log in Redis: every id
+    of the log between its first and its last id must have arrived exactly
+    once, or lie inside a `gap` event's range (requested < id < oldest).
+    Also the reconnect times of resumed streams."""
+    ids = [e[0] for e in log_entries]
+    out = {"clients": len(refs), "events": 0, "duplicates": 0,
+           "out_of_order": 0, "missing_flagged": 0, "missing_unflagged": 0,
+           "gap_events": 0, "resumes": 0, "statuses": {}, "errors": {},
+           "longest_without_update_s": 0.0}
+    to_head, attempt_to_head, to_first = [], [], []
+    for r in refs:
+        got, gaps, last, last_t = set(), [], None, None
+        for ev in r.events:
+            if ev[1] == "gap":
+                out["gap_events"] += 1
+                try:
+                    g = json.loads(ev[2])
+                    gaps.append((int(g["requested"] or 0), int(g["oldest"])))
+                except (ValueError, TypeError, KeyError):
+                    gaps.append((0, 1 << 62))
+                continue
+            key = ev[2]
+            out["events"] += 1
+            if last is not None and key <= last:
+                out["duplicates" if key == last or key in got
+                    else "out_of_order"] += 1
+                continue
+            if last_t is not None:
+                out["longest_without_update_s"] = max(
+                    out["longest_without_update_s"], ev[0] - last_t)
+            got.add(key)
+            last, last_t = key, ev[0]
+        if got:
+            lo, hi = min(got), max(got)
+            for i in ids:
+                if lo < i < hi and i not in got:
+                    if any(a < i < b for a, b in gaps):
+                        out["missing_flagged"] += 1
+                    else:
+                        out["missing_unflagged"] += 1
+        for k, v in r.statuses.items():
+            out["statuses"][str(k)] = out["statuses"].get(str(k), 0) + v
+        for k, v in r.errors.items():
+            out["errors"][k] = out["errors"].get(k, 0) + v
+        prev_end = None  # the end of the last stream that had a 200
+        for st in r.streams:
+            if "head" not in st:
+                continue
+            if st["resume"] and prev_end is not None:
+                out["resumes"] += 1
+                to_head.append(st["head"] - prev_end)
+                attempt_to_head.append(st["head"] - st["attempt"])
+                if "first" in st:
+                    to_first.append(st["first"] - prev_end)
+            prev_end = st.get("end")
+    for name, vals in (("reconnect_end_to_head_s", to_head),
+                       ("reconnect_attempt_to_head_s", attempt_to_head),
+                       ("reconnect_end_to_first_event_s", to_first)):
+        out[name] = {"n": len(vals), "p50": percentile(vals, 50),
+                     "p99": percentile(vals, 99),
+                     "max": max(vals) if vals else None}
+    return out
+
+
+def log_pause(entries, t0_ms=None):
+    """The longest time between two consecutive updates in the log (by
+    their retrieval time `ts`), from t0_ms on; and whether each entry's
+    `prev` is the entry before it (the log has no hole)."""
+    longest, at, holes = 0, None, 0
+    for a, b in zip(entries, entries[1:]):
+        if b[2] != a[0]:
+            holes += 1
+        if t0_ms is not None and a[1] < t0_ms:
+            continue
+        if b[1] - a[1] > longest:
+            longest, at = b[1] - a[1], a[1]
+    return {"longest_s": longest / 1000.0, "after_ts_ms": at,
+            "log_holes": holes, "entries": len(entries)}
 
 
 class Bench:
@@ -634,6 +1103,190 @@ class Bench:
             stop.set()
             procs.stop()
 
+    def cluster(self):
+        """Issue 12: 3 btcstream nodes in cluster mode with --reuse-port on
+        one port and a local Redis, then nginx + nchan with 3 workers, each
+        at --cluster-clients (50,000) from several load processes (at most
+        ~19,000 sockets each here), 1 update/s."""
+        n, ev = self.args.cluster_clients, self.args.cluster_events
+        procs_n = max(3, -(-n // 17000))
+        rows = []
+        for kind in self.peers():
+            work = tempfile.mkdtemp(prefix="btcstream-compare.")
+            procs = Procs(work)
+            cl = None
+            try:
+                up = Upstream(procs)
+                if kind == "btcstream":
+                    cl = Cluster(work, up, self.args.btcstream, n=3,
+                                 extra=self.args.btcstream_args.split())
+                    srv = cl
+                    label = "btcstream x3 (cluster, reuse-port)"
+                else:
+                    srv = Nchan(procs, up, "1s", workers=3)
+                    label = "nginx + nchan, 3 workers"
+                log("compare: cluster: %s on :%d, %d clients in %d load "
+                    "processes" % (label, srv.port, n, procs_n))
+                pids = srv.pids()
+                rss0 = rss_kb(pids)
+                redis0 = proc_cpu_s([cl.redis.proc.pid]) if cl else None
+                held = {}
+
+                def probe():
+                    # every load process connected: memory and the spread
+                    # over the processes
+                    held["rss_kb"] = rss_kb(pids)
+                    if cl:
+                        held["per_node"] = {
+                            nd.node_id: nd.metric("btcstream_sse_clients")
+                            for nd in cl.nodes}
+                        held["leader"] = getattr(cl.leader(), "node_id",
+                                                 None)
+                    else:
+                        held["per_worker_fds"] = {}
+                        for pid in pids[1:]:
+                            try:
+                                held["per_worker_fds"][pid] = len(
+                                    os.listdir("/proc/%d/fd" % pid))
+                            except OSError:
+                                pass
+                    return held
+
+                r = run_load(work, srv, n, ev, processes=procs_n,
+                             probe=probe)
+                r["server_alive_at_end"] = srv.alive()
+                r["server_rss_kb_before"] = rss0
+                r["server_rss_kb_all_connected"] = held.get("rss_kb")
+                if held.get("rss_kb"):
+                    r["server_bytes_per_client_all"] = round(
+                        (held["rss_kb"] - rss0) * 1024 /
+                        max(1, r["connect_ok"]))
+                    # the table's column: measured once all were connected
+                    r["server_bytes_per_client"] = \
+                        r["server_bytes_per_client_all"]
+                if cl:
+                    r["redis_cpu_s"] = proc_cpu_s([cl.redis.proc.pid]) - \
+                        redis0
+                    r["sanitizer_reports"] = sum(
+                        (sanitizer_reports(nd.log_path) for nd in cl.nodes),
+                        [])
+                self.results["cluster/" + kind] = r
+                rows.append((label, r))
+                print("cluster %s: held %s" % (kind, json.dumps(
+                    r.get("probe"))))
+                sys.stdout.flush()
+                shutil.rmtree(work, ignore_errors=True)
+            except Exception:
+                log("compare: cluster %s failed; logs kept in %s"
+                    % (kind, work))
+                raise
+            finally:
+                if cl:
+                    cl.stop()
+                procs.stop()
+        table("cluster: %d clients, 1 update/s, %d updates, %d load "
+              "processes" % (n, ev, procs_n), rows)
+        got = dict((k.split()[0], v) for k, v in rows)
+        if "btcstream" in got and "nginx" in got:
+            self.results["cluster/ratio"] = ratios(got["btcstream"],
+                                                   got["nginx"])
+
+    def rolling(self):
+        """Issue 12: --rolling-clients (10,000) through HAProxy (two
+        processes: each holds 2 descriptors per client, 20,000 at most
+        here) to 3 cluster nodes; the nodes are restarted one at a time
+        (SIGTERM, exit, start on the same port, /readyz 200 and UP in
+        HAProxy, 5 s, next). sse_load resumes with Last-Event-ID; Python
+        reference clients record every frame and each reconnect's time."""
+        n = self.args.rolling_clients
+        work = tempfile.mkdtemp(prefix="btcstream-compare.")
+        procs = Procs(work)
+        cl = lb = None
+        refs = []
+        try:
+            up = Upstream(procs)
+            cl = Cluster(work, up, self.args.btcstream, n=3,
+                         reuse_port=False,
+                         extra=["--shutdown-grace", "3s"]
+                         + self.args.btcstream_args.split())
+            lb = Balancers(work, [nd.port for nd in cl.nodes], count=2,
+                           maxconn=n // 2 + 1000)
+            for nd in cl.nodes:
+                lb.wait_up(nd.name, 20)
+            timeline = []
+            t0 = time.time()
+
+            def note(what):
+                timeline.append((round(time.time() - t0, 2), what))
+                log("compare: rolling: %7.2f s %s" % (timeline[-1][0], what))
+
+            def restarts():
+                note("all %d clients connected" % n)
+                refs.extend(RefClient(lb.ports[i % 2]) for i in
+                            range(self.args.ref_clients))
+                for r in refs:
+                    r.start()
+                time.sleep(10)
+                for nd in cl.nodes:
+                    was = nd.is_leader()
+                    note("SIGTERM %s%s" % (nd.node_id,
+                                            " (the leader)" if was else ""))
+                    code = nd.terminate(20)
+                    note("%s exited with %s" % (nd.node_id, code))
+                    nd.start()
+                    nd.wait_ready(60)
+                    note("%s ready (/readyz 200)" % nd.node_id)
+                    lb.wait_up(nd.name, 30)
+                    note("%s UP in both balancers" % nd.node_id)
+                    time.sleep(5)
+                time.sleep(15)  # the last resumes settle
+                note("end")
+                for r in refs:
+                    r.stop()
+                return timeline
+
+            r = run_load(work, cl, n, 1000000, processes=2,
+                         ports=lb.ports, sample_server=False,
+                         extra=("--reconnect", "1", "--last-event-id", "1"),
+                         duration=900, probe=restarts,
+                         interrupt_after_probe=True)
+            for ref in refs:
+                ref.join(5)
+            entries = cl.log_entries()
+            r["timeline"] = timeline
+            r["refs"] = check_refs(refs, entries)
+            r["log"] = log_pause(entries, int(t0 * 1000))
+            r["sanitizer_reports"] = sum(
+                (sanitizer_reports(os.path.join(work, f)) for f in
+                 os.listdir(work) if f.startswith("n") and
+                 f.endswith(".log")), [])
+            self.results["rolling/btcstream"] = r
+            table("rolling restart: %d clients through HAProxy (2 processes)"
+                  ", 3 nodes restarted one at a time" % n,
+                  [("btcstream x3", r)])
+            print("rolling: reconnects %s, reconnect errors %s, replayed %s, "
+                  "missing %s, duplicates %s, out of order %s" % (
+                      r.get("errors_reconnects"), {
+                          k: r.get("reconnect_" + k) for k in (
+                              "refused", "timeout", "reset", "status",
+                              "other")}, r.get("events_replayed"),
+                      r.get("events_missing"), r.get("order_duplicates"),
+                      r.get("order_out_of_order")))
+            print("rolling: reference clients " + json.dumps(r["refs"]))
+            print("rolling: log " + json.dumps(r["log"]))
+            shutil.rmtree(work, ignore_errors=True)
+        except Exception:
+            log("compare: rolling failed; logs kept in %s" % work)
+            raise
+        finally:
+            for ref in refs:
+                ref.stop()
+            if lb:
+                lb.stop()
+            if cl:
+                cl.stop()
+            procs.stop()
+
     def sweep(self):
         n, ev = self.args.clients, self.args.sweep_events
         rows = []
@@ -716,7 +1369,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", nargs="+", choices=[
         "fanout", "stalled", "burst", "churn", "limit", "sweep", "soak",
-        "all"])
+        "cluster", "rolling", "all"])
     p.add_argument("--servers", default="btcstream,nchan,floor",
                    help="of btcstream, nchan, floor (fanout, stalled, burst, "
                    "churn)")
@@ -730,6 +1383,11 @@ def main():
     p.add_argument("--soak-seconds", type=int, default=600)
     p.add_argument("--soak-clients", type=int, default=FD_LIMIT - 100,
                    help="the soak's --max-clients (all but 50 held)")
+    p.add_argument("--cluster-clients", type=int, default=50000)
+    p.add_argument("--cluster-events", type=int, default=30)
+    p.add_argument("--rolling-clients", type=int, default=10000)
+    p.add_argument("--ref-clients", type=int, default=30,
+                   help="Python reference clients on top (rolling)")
     p.add_argument("--policies", default="sharing,stealing")
     p.add_argument("--btcstream", default=os.path.join(ROOT,
                                                        "build/btcstream"))
