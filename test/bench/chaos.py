@@ -82,7 +82,7 @@ def main():
     p.add_argument("--seconds", type=int, default=600)
     p.add_argument("--seed", type=int)
     p.add_argument("--clients", type=int, default=2000)
-    p.add_argument("--ref-clients", type=int, default=20)
+    p.add_argument("--ref-clients", type=int, default=50)
     p.add_argument("--lease-ttl", type=float, default=10.0,
                    help="the nodes' --lease-ttl in seconds (default: theirs)")
     p.add_argument("--btcstream", default=os.path.join(compare.ROOT,

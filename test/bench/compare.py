@@ -1386,7 +1386,7 @@ def main():
     p.add_argument("--cluster-clients", type=int, default=50000)
     p.add_argument("--cluster-events", type=int, default=30)
     p.add_argument("--rolling-clients", type=int, default=10000)
-    p.add_argument("--ref-clients", type=int, default=30,
+    p.add_argument("--ref-clients", type=int, default=100,
                    help="Python reference clients on top (rolling)")
     p.add_argument("--policies", default="sharing,stealing")
     p.add_argument("--btcstream", default=os.path.join(ROOT,
