@@ -337,4 +337,6 @@ exit_code=$(state '{{.State.ExitCode}}')
 [ "$stop_ms" -lt 5000 ] || { dump; fail "podman stop took ${stop_ms} ms (>= 5000)"; }
 log "SIGTERM: stopped in ${stop_ms} ms, exit code $exit_code"
 
+log "compose cluster + kube play"; $SUDO env CONTAINERS_CONF="$TMP/containers.conf" BTCSTREAM_SOURCE_ROOT="$SRC" sh "$HERE/compose_cluster.sh" "$IMAGE" || fail "compose_cluster.sh failed"
+
 log "summary: image ${size_mb} MB, build ${BUILD_S}s, test $(elapsed)"

@@ -76,7 +76,8 @@ class ServiceCase(unittest.TestCase):
             raise
 
     SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                       "runtime error:")
+                       "runtime error:", "WARNING: ThreadSanitizer",
+                       "ERROR: ThreadSanitizer")
 
     def _stop_and_check(self, svc):
         """Every service ends cleanly on SIGTERM: exit 0 (also under ASan,
