@@ -37,9 +37,10 @@ private:
   void do_read();
   void on_first_bytes(boost::beast::error_code ec, size_t n);
   void read_head();
+  void on_head(boost::beast::error_code ec, size_t n);
   void on_read(boost::beast::error_code ec, size_t n);
-  /// The reason a parsed request must be refused before it is routed
-  /// (request smuggling, too many fields), or none.
+  /// The reason a request must be refused once its head is read, before its
+  /// body (a Transfer-Encoding, too many fields), or none.
   std::optional<string_response> refuse_framing();
   void handle();
   void serve_stream(const target& t, bool head_only);

@@ -329,6 +329,27 @@ class MalformedRequestTest(HostileCase):
                     first, closed = self.assert_refused(self.svc, raw, [400])
                     self.assertTrue(closed, "open after a bad TE")
 
+    def test_a_final_chunk_in_pieces_is_refused_and_crashes_nothing(self):
+        # Boost 1.74 asserts (a remote abort of builds with assertions) when
+        # the bytes after a chunked body's "0\r\n" come in pieces
+        # (test/fuzz/README.md, "Findings"): the session refuses any
+        # Transfer-Encoding with the head, before a body byte is parsed.
+        conn = RawConnection(self.svc.port, timeout=5)
+        self.addCleanup(conn.close)
+        for piece in (b"POST / HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n", b"\r",
+                      b"\n"):
+            try:
+                conn.send(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.1)
+        response = conn.read_head(5)
+        conn.read_body(response, "POST", 2.0)
+        self.assert_json_error(response, 400)
+        self.assertTrue(self.svc.running, "the service died")
+        self.assertEqual(self.request(self.svc, "GET", "/healthz").status, 200)
+
     def test_chunked_over_http_1_0_is_refused_or_closed(self):
         # RFC 9112, 6.1: an HTTP/1.0 message with Transfer-Encoding has
         # faulty framing: the server closes after it, even if keep-alive.
