@@ -39,6 +39,30 @@ redis_value convert(const redisReply* r) {
   }
 }
 
+// hiredis 0.14 allocates a multi-bulk reply's element array from its count
+// alone: a 14-byte `*1182722110` asks for 9 GB before any element arrives
+// (1.x has maxelements; found by fuzz_redis). A null array fails the reply
+// as out of memory, and the connection closes.
+constexpr int max_reply_elements = 1'000'000;
+void* (*default_create_array)(const redisReadTask*, int) = nullptr;
+
+void* bounded_create_array(const redisReadTask* task, int elements) {
+  if (elements > max_reply_elements)
+    return nullptr;
+  return default_create_array(task, elements);
+}
+
+/// hiredis's reply functions with the array bound; one table for all.
+redisReplyObjectFunctions* bounded_functions(redisReplyObjectFunctions* base) {
+  static redisReplyObjectFunctions fns = [base] {
+    auto f = *base;
+    default_create_array = f.createArray;
+    f.createArray = bounded_create_array;
+    return f;
+  }();
+  return &fns;
+}
+
 std::string describe_ms(std::chrono::milliseconds ms) {
   return std::to_string(ms.count()) + " ms";
 }
@@ -108,6 +132,7 @@ void redis_connection::do_connect() {
   if (reader_)
     redisReaderFree(reader_);
   reader_ = redisReaderCreate();
+  reader_->fn = bounded_functions(reader_->fn);
   connect_timer_.expires_after(connect_timeout_);
   connect_timer_.async_wait(
       [self = shared_from_this(), e = epoch_](const error_code& ec) {

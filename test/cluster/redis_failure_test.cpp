@@ -4,6 +4,9 @@
 
 #include "fixture.hpp"
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
 using namespace btcstream;
 using namespace btcstream::test;
 using namespace std::chrono_literals;
@@ -198,4 +201,35 @@ TEST_CASE("an unreachable server fails with connect") {
   REQUIRE(got);
   CHECK(got->failure == log_failure::connect);
   CHECK(got->error.find("127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("a reply announcing a huge array fails the connection instead of "
+          "allocating it") {
+  // A hostile server (or path): hiredis 0.14 would allocate 9 GB for the
+  // element array of this 14-byte reply before any element arrives.
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor{
+      ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  boost::asio::ip::tcp::socket peer{ioc};
+  std::string request(256, '\0');
+  acceptor.async_accept(peer, [&](boost::system::error_code ec) {
+    REQUIRE_FALSE(ec);
+    peer.async_read_some(
+        boost::asio::buffer(request), [&](boost::system::error_code, size_t) {
+          boost::asio::write(
+              peer, boost::asio::buffer(std::string{"*1182722110\r\n"}));
+        });
+  });
+  auto ep = parse_redis_url("redis://127.0.0.1:"
+                            + std::to_string(acceptor.local_endpoint().port()));
+  auto conn = redis_connection::create(ioc, *ep, 2s);
+  redis_log log{conn, "t"};
+  std::optional<read_reply> got;
+  log.read(0, 10, std::nullopt, [&](read_reply r) {
+    got = std::move(r);
+  });
+  ioc.run_for(5s);
+  REQUIRE(got);
+  CHECK(got->failure == log_failure::protocol);
+  CHECK(got->error.find("bad reply") != std::string::npos);
 }
