@@ -1,5 +1,7 @@
 #include "cluster/redis_connection.hpp"
 
+#include "cluster/redis_reply.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -16,52 +18,6 @@ using asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 namespace {
-
-// Copies a hiredis reply into our own type; the caller frees the original.
-redis_value convert(const redisReply* r) {
-  switch (r->type) {
-  case REDIS_REPLY_INTEGER:
-    return redis_value::of_integer(r->integer);
-  case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS:
-    return redis_value::of_string(std::string(r->str, r->len));
-  case REDIS_REPLY_ERROR:
-    return redis_value::of_error(std::string(r->str, r->len));
-  case REDIS_REPLY_ARRAY: {
-    std::vector<redis_value> elements;
-    elements.reserve(r->elements);
-    for (size_t i = 0; i < r->elements; ++i)
-      elements.push_back(convert(r->element[i]));
-    return redis_value::of_array(std::move(elements));
-  }
-  default:
-    return redis_value::nil();
-  }
-}
-
-// hiredis 0.14 allocates a multi-bulk reply's element array from its count
-// alone: a 14-byte `*1182722110` asks for 9 GB before any element arrives
-// (1.x has maxelements; found by fuzz_redis). A null array fails the reply
-// as out of memory, and the connection closes.
-constexpr int max_reply_elements = 1'000'000;
-void* (*default_create_array)(const redisReadTask*, int) = nullptr;
-
-void* bounded_create_array(const redisReadTask* task, int elements) {
-  if (elements > max_reply_elements)
-    return nullptr;
-  return default_create_array(task, elements);
-}
-
-/// hiredis's reply functions with the array bound; one table for all.
-redisReplyObjectFunctions* bounded_functions(redisReplyObjectFunctions* base) {
-  static redisReplyObjectFunctions fns = [base] {
-    auto f = *base;
-    default_create_array = f.createArray;
-    f.createArray = bounded_create_array;
-    return f;
-  }();
-  return &fns;
-}
 
 std::string describe_ms(std::chrono::milliseconds ms) {
   return std::to_string(ms.count()) + " ms";
@@ -131,8 +87,7 @@ void redis_connection::do_connect() {
   phase_ = phase::connecting;
   if (reader_)
     redisReaderFree(reader_);
-  reader_ = redisReaderCreate();
-  reader_->fn = bounded_functions(reader_->fn);
+  reader_ = make_bounded_reader();
   connect_timer_.expires_after(connect_timeout_);
   connect_timer_.async_wait(
       [self = shared_from_this(), e = epoch_](const error_code& ec) {
@@ -269,7 +224,7 @@ void redis_connection::on_read(uint64_t epoch, const error_code& ec, size_t n) {
                       std::string{"bad reply: "} + reader_->errstr);
     if (!raw)
       break;
-    auto v = convert(static_cast<redisReply*>(raw));
+    auto v = to_redis_value(static_cast<redisReply*>(raw));
     freeReplyObject(raw);
     // A callback may stop us; the epoch tells.
     if (!on_reply(std::move(v)) || epoch != epoch_)
