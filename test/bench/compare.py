@@ -1060,16 +1060,23 @@ class Bench:
                               ("--max-clients", str(n)))
             pid = srv.pids()[0]
 
+            ready_at = []
+
             def sample():
                 while not stop.wait(10):
                     if not all(os.path.exists(os.path.join(
                             work, "ready.%d" % i)) for i in range(2)):
                         continue  # connecting: not the steady state yet
+                    now = time.monotonic()
+                    if not ready_at:
+                        ready_at.append(now)
+                    if now > ready_at[0] + secs - 5:
+                        return  # the load ends and closes its clients
                     try:
                         fds = len(os.listdir("/proc/%d/fd" % pid))
                     except OSError:
                         return
-                    samples.append((time.monotonic(), rss_kb([pid]), fds))
+                    samples.append((now, rss_kb([pid]), fds))
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
@@ -1088,6 +1095,18 @@ class Bench:
                 r["rss_kb_per_min"] = slope(xs, [s[1] for s in samples])
                 r["fds_first_last"] = (samples[0][2], samples[-1][2])
                 r["fds_per_min"] = slope(xs, [s[2] for s in samples])
+                r["fds_min_max"] = (min(s[2] for s in samples),
+                                    max(s[2] for s in samples))
+                r["sample_series"] = [(round(x, 2), s[1], s[2])
+                                      for x, s in zip(xs, samples)]
+            # How long the server takes to stop once the load has gone.
+            t_term = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                r["server_exit_code"] = srv.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                r["server_exit_code"] = None
+            r["server_stop_s"] = round(time.monotonic() - t_term, 2)
             r["sanitizer_reports"] = sanitizer_reports(
                 os.path.join(work, "btcstream.log"))
             self.results["soak/btcstream"] = r
@@ -1098,7 +1117,14 @@ class Bench:
                       r.get("rss_kb_first_last"), r.get("rss_kb_per_min", 0),
                       r.get("fds_first_last"), r.get("fds_per_min", 0),
                       len(samples)))
-            shutil.rmtree(work, ignore_errors=True)
+            print("soak: fds min/max %s; the server stopped %s s after "
+                  "SIGTERM, exit code %s" % (
+                      r.get("fds_min_max"), r["server_stop_s"],
+                      r["server_exit_code"]))
+            if r["server_stop_s"] < 10 and not r["sanitizer_reports"]:
+                shutil.rmtree(work, ignore_errors=True)
+            else:
+                log("compare: soak: logs kept in %s" % work)
         finally:
             stop.set()
             procs.stop()
