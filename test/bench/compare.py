@@ -828,16 +828,20 @@ def log_pause(entries, t0_ms=None):
     """The longest time between two consecutive updates in the log (by
     their retrieval time `ts`), from t0_ms on; and whether each entry's
     `prev` is the entry before it (the log has no hole)."""
-    longest, at, holes = 0, None, 0
+    longest, at, holes, pauses = 0, None, 0, []
     for a, b in zip(entries, entries[1:]):
         if b[2] != a[0]:
             holes += 1
         if t0_ms is not None and a[1] < t0_ms:
             continue
+        if b[1] - a[1] > 2000:  # (seconds into the run, length)
+            pauses.append((round((a[1] - (t0_ms or 0)) / 1000.0, 1),
+                           (b[1] - a[1]) / 1000.0))
         if b[1] - a[1] > longest:
             longest, at = b[1] - a[1], a[1]
     return {"longest_s": longest / 1000.0, "after_ts_ms": at,
-            "log_holes": holes, "entries": len(entries)}
+            "log_holes": holes, "entries": len(entries),
+            "pauses_over_2s": pauses}
 
 
 class Bench:
@@ -1253,7 +1257,15 @@ class Bench:
                 for r in refs:
                     r.start()
                 time.sleep(10)
-                for nd in cl.nodes:
+                left = list(cl.nodes)
+                while left:
+                    nd = left[0]
+                    if self.args.leader_last:
+                        # followers first (docs/scaling.md: a leader does
+                        # not hand over its lease on SIGTERM)
+                        nd = next((x for x in left if not x.is_leader()),
+                                  left[0])
+                    left.remove(nd)
                     was = nd.is_leader()
                     note("SIGTERM %s%s" % (nd.node_id,
                                             " (the leader)" if was else ""))
@@ -1412,6 +1424,9 @@ def main():
     p.add_argument("--cluster-clients", type=int, default=50000)
     p.add_argument("--cluster-events", type=int, default=30)
     p.add_argument("--rolling-clients", type=int, default=10000)
+    p.add_argument("--leader-last", action="store_true",
+                   help="rolling: restart the followers first, the leader "
+                   "last (else n1, n2, n3)")
     p.add_argument("--ref-clients", type=int, default=100,
                    help="Python reference clients on top (rolling)")
     p.add_argument("--policies", default="sharing,stealing")
