@@ -1074,7 +1074,7 @@ class Bench:
                     now = time.monotonic()
                     if not ready_at:
                         ready_at.append(now)
-                    if now > ready_at[0] + secs - 5:
+                    if now > ready_at[0] + secs - 20:
                         return  # the load ends and closes its clients
                     try:
                         fds = len(os.listdir("/proc/%d/fd" % pid))
