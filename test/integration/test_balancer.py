@@ -354,8 +354,15 @@ class DrainTest(BalancerCase):
 
         t_term = time.monotonic()
         victim.signal(signal.SIGTERM)
-        probe.send(build_request("GET", "/readyz"))
-        ready = probe.read_body(probe.read_head())
+        # The signal reaches the service asynchronously: ask again on the
+        # same kept-alive connection until it says draining (within 1 s).
+        deadline = t_term + 1.0
+        while True:
+            probe.send(build_request("GET", "/readyz"))
+            ready = probe.read_body(probe.read_head())
+            if ready.status == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         self.assertEqual((ready.status, ready.json()),
                          (503, {"status": "draining"}), repr(ready))
         states = proxy.wait_states({victim.lb_name: "DOWN"}, 5)
