@@ -105,6 +105,12 @@ using bus_actor = caf::typed_actor<
     // The lease holder's node id as last seen ("" when none), from the front
     // end (/api/v1/info).
     caf::replies_to<atom::leader>::with<std::string>,
+    // A clean shutdown, from the wiring: stop polling, never ask for the
+    // lease again, and delete it in Redis if it is still ours so that
+    // another node takes over at once; replies whether it was deleted.
+    caf::replies_to<atom::release>::with<bool>,
+    // The outcome of the release, from the log's callback.
+    caf::reacts_to<atom::release, release_reply>,
     // Health round trip; replies with 1 while this node leads, else 0.
     caf::replies_to<atom::ping>::with<uint64_t>>;
 
@@ -135,4 +141,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<int64_t>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::log_entry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::lease_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::append_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::release_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(btcstream::read_reply)

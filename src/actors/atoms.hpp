@@ -29,6 +29,7 @@ CAF_ADD_ATOM(btcstream, btcstream::atom, leader, "leader")
 CAF_ADD_ATOM(btcstream, btcstream::atom, wait, "wait")
 CAF_ADD_ATOM(btcstream, btcstream::atom, poller, "poller")
 CAF_ADD_ATOM(btcstream, btcstream::atom, retire, "retire")
+CAF_ADD_ATOM(btcstream, btcstream::atom, release, "release")
 
 CAF_END_TYPE_ID_BLOCK(btcstream)
 

@@ -65,7 +65,7 @@ void apply(self_ptr self, lease_view::change c) {
 /// Sends a lease request unless one is in flight.
 void ask_lease(self_ptr self) {
   auto& st = self->state;
-  if (st.asking)
+  if (st.asking || st.released)
     return;
   st.asking = true;
   auto sent = steady_ns(self);
@@ -185,6 +185,45 @@ bus_actor::behavior_type bus(self_ptr self, std::shared_ptr<cluster_log> redis,
       // The lease holder as last seen, from the front end.
       [self](atom::leader) -> std::string {
         return self->state.lease->holder();
+      },
+      // A clean shutdown, from the wiring.
+      [self](atom::release) -> caf::result<bool> {
+        auto& st = self->state;
+        if (st.released)
+          return false;
+        st.released = true;
+        // The fetcher stops first; appends already sent are ahead of the
+        // release on the same connection, so they land before it.
+        auto token = st.lease->token();
+        // Not a loss (no lease_losses, no warning): this node steps down.
+        if (st.lease->on_fenced() != lease_view::change::lost || token == 0)
+          return false;
+        st.stats->cluster.leader.store(0, std::memory_order_relaxed);
+        if (st.fetcher)
+          self->send(st.fetcher, atom::follow_v);
+        st.release_answer = self->make_response_promise<bool>();
+        caf::actor_addr me = self->address();
+        st.log->release(st.opts.node, token, [me](release_reply r) {
+          if (auto h = caf::actor_cast<bus_actor>(me))
+            caf::anon_send(h, atom::release_v, std::move(r));
+        });
+        return st.release_answer;
+      },
+      // The outcome of the release, from the log's callback.
+      [self](atom::release, const release_reply& r) {
+        auto& st = self->state;
+        if (r.failure != log_failure::none) {
+          st.stats->cluster.count_error(r.failure == log_failure::connect
+                                            ? redis_op::connect
+                                            : redis_op::lease);
+          log(log_level::warn, "bus cannot release the lease: " + r.error
+                                   + "; another node takes it on expiry");
+        } else {
+          log(log_level::info,
+              r.released ? "bus released the lease"
+                         : "bus: the lease was no longer ours to release");
+        }
+        st.release_answer.deliver(r.failure == log_failure::none && r.released);
       },
       // Health round trip.
       [self](atom::ping) -> uint64_t {

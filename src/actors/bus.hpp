@@ -45,6 +45,10 @@ struct bus_state {
   bool asking = false;
   /// The newest entry read from the log (reader), for ids and the first poll.
   log_entry newest;
+  /// Released for a shutdown: the lease is never asked for again.
+  bool released = false;
+  /// The answer to the release, once Redis has answered.
+  caf::typed_response_promise<bool> release_answer;
   /// Failed appends in a row (logged on the first and every 100th).
   uint64_t append_failures = 0;
 

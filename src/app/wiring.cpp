@@ -82,6 +82,17 @@ struct cluster_links {
   std::shared_ptr<cluster_log> reader;
 };
 
+/// Asks the bus to give the lease up (cluster mode, clean shutdown); waits
+/// for Redis at most 2 s, after which the lease simply expires.
+void release_lease(caf::actor_system& sys, const bus_actor& bus) {
+  caf::scoped_actor self{sys};
+  self->request(bus, std::chrono::seconds{2}, atom::release_v)
+      .receive([](bool) {},
+               [](caf::error& err) {
+                 log(log_level::warn, "lease not released: " + to_string(err));
+               });
+}
+
 cluster_links connect_cluster(asio::io_context& ioc, const config& cfg) {
   auto ep = *parse_redis_url(cfg.redis_url);
   if (!cfg.redis_password.empty())
@@ -263,7 +274,10 @@ int run_service(const config& given) {
     if (listening && !cfg.admin_host.empty())
       admin_listening = open_listener(*admin, "--admin-listen", cfg.admin_host,
                                       cfg.admin_port, false);
-    if (!listening || (!cfg.admin_host.empty() && !admin_listening))
+    // Both ports or neither: "listening on" is what supervisors and tests
+    // wait for, so it must not appear when the process is about to exit 1.
+    bool serving = listening && (cfg.admin_host.empty() || admin_listening);
+    if (!serving)
       exit.set(1);
     asio::signal_set signals{ioc, SIGINT, SIGTERM};
     signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -278,13 +292,13 @@ int run_service(const config& given) {
       io.emplace_back([&ioc] {
         ioc.run();
       });
-    if (listening) {
+    if (serving) {
       auto ep = lst->local_endpoint();
       log(log_level::info, "listening on " + ep.address().to_string() + ":"
                                + std::to_string(ep.port()));
       lst->run();
     }
-    if (admin_listening) {
+    if (serving && admin_listening) {
       auto ep = admin->local_endpoint();
       log(log_level::info, "admin port (metrics, health) on "
                                + ep.address().to_string() + ":"
@@ -298,6 +312,11 @@ int run_service(const config& given) {
     // while the open ones are served for the grace period.
     ctx->draining = true;
     lst->stop();
+    // A leader hands the lease over now rather than let it expire: another
+    // node polls within one interval, not --lease-ttl, and this node's
+    // clients get its updates through the log during the grace period.
+    if (the_bus)
+      release_lease(sys, the_bus);
     if (code == 0 && cfg.shutdown_grace.count() > 0)
       std::this_thread::sleep_for(cfg.shutdown_grace);
     admin->stop();

@@ -59,6 +59,14 @@ end
 return id
 )lua";
 
+const char* const release_lua = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+)lua";
+
 template<class Reply>
 Reply no_answer(const redis_result& r) {
   Reply out;
@@ -76,6 +84,11 @@ const std::string& redis_log::lease_script() {
 
 const std::string& redis_log::append_script() {
   static const std::string s = append_lua;
+  return s;
+}
+
+const std::string& redis_log::release_script() {
+  static const std::string s = release_lua;
   return s;
 }
 
@@ -134,6 +147,17 @@ void redis_log::append(const std::string& node, uint64_t token, const update& u,
                if (r.failure != log_failure::none)
                  return done(no_answer<append_reply>(r));
                done(decode_append(r.value));
+             });
+}
+
+void redis_log::release(const std::string& node, uint64_t token,
+                        std::function<void(release_reply)> done) {
+  run_script(release_script(),
+             {"1", lease_key_, std::to_string(token) + ' ' + node},
+             [done = std::move(done)](redis_result r) {
+               if (r.failure != log_failure::none)
+                 return done(no_answer<release_reply>(r));
+               done(decode_release(r.value));
              });
 }
 

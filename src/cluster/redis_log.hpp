@@ -42,6 +42,10 @@ public:
               uint64_t floor, uint64_t max_len, std::chrono::milliseconds ttl,
               std::function<void(append_reply)> done) override;
 
+  /// See cluster_log::release.
+  void release(const std::string& node, uint64_t token,
+               std::function<void(release_reply)> done) override;
+
   /// See cluster_log::read. A block of 0 ms reads without blocking (Redis
   /// would take BLOCK 0 as "forever").
   void read(uint64_t after, size_t count,
@@ -57,6 +61,9 @@ public:
   /// The Lua source of the append script (KEYS: lease, log; ARGV: "<token>
   /// <node>", ts ms, price text, floor, max_len, ttl ms).
   static const std::string& append_script();
+  /// The Lua source of the release script (KEYS: lease; ARGV: "<token>
+  /// <node>").
+  static const std::string& release_script();
 
 private:
   void run_script(const std::string& script,

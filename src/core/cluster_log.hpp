@@ -57,6 +57,14 @@ struct append_reply {
   uint64_t id = 0;
 };
 
+/// The outcome of a `release`.
+struct release_reply {
+  log_failure failure = log_failure::none;
+  std::string error;
+  /// The lease was the caller's and is deleted now.
+  bool released = false;
+};
+
 /// The outcome of a `read`.
 struct read_reply {
   log_failure failure = log_failure::none;
@@ -100,6 +108,13 @@ struct cluster_log {
                       uint64_t floor, uint64_t max_len,
                       std::chrono::milliseconds ttl,
                       std::function<void(append_reply)> done)
+      = 0;
+
+  /// Deletes the lease, atomically in Redis, if and only if `node` holds it
+  /// with `token`, so that another node can take it at once instead of
+  /// after its TTL (a clean shutdown of the leader).
+  virtual void release(const std::string& node, uint64_t token,
+                       std::function<void(release_reply)> done)
       = 0;
 
   /// Reads up to `count` entries whose stream id is above `<after>-<max

@@ -182,4 +182,12 @@ append_reply decode_append(const redis_value& v) {
   return r;
 }
 
+release_reply decode_release(const redis_value& v) {
+  if (v.kind != type::integer || (v.integer != 0 && v.integer != 1))
+    return wrong_shape<release_reply>(v, "release: not 0 or 1");
+  release_reply r;
+  r.released = v.integer == 1;
+  return r;
+}
+
 } // namespace btcstream

@@ -32,6 +32,9 @@ lease_reply decode_lease(const redis_value& v);
 /// status `FENCED`.
 append_reply decode_append(const redis_value& v);
 
+/// Decodes the release script's reply: 1 (deleted) or 0 (not ours).
+release_reply decode_release(const redis_value& v);
+
 /// A decimal unsigned 64-bit number, digits only, no sign or space.
 std::optional<uint64_t> parse_u64(std::string_view s);
 

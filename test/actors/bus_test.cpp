@@ -216,3 +216,54 @@ TEST_CASE("append failures are counted by operation, and nothing is "
   CHECK(f.redis->appends.empty());
   CHECK_EQ(f.leader(), 1);
 }
+
+TEST_CASE("a release for shutdown stops polling, deletes the lease with its "
+          "token, and never asks for it again") {
+  bus_fixture f;
+  f.grant(7);
+  CHECK(f.upstream->answer_price(100));
+  f.run();
+  f.redis->answer_append(append_reply{});
+  auto released = std::make_shared<std::optional<bool>>();
+  f.sys->spawn(
+      [h = f.bus_handle](caf::event_based_actor* self,
+                         std::shared_ptr<std::optional<bool>> res) {
+        self->request(h, std::chrono::seconds{10}, atom::release_v)
+            .then([res](bool r) {
+              *res = r;
+            });
+      },
+      released);
+  f.run();
+  CHECK_EQ(f.leader(), 0);
+  CHECK_EQ(f.stats->cluster.lease_losses.load(), 0u); // stepped down, not lost
+  REQUIRE_EQ(f.redis->releases.size(), 1u);
+  CHECK_EQ(f.redis->releases.front().token, 7u);
+  CHECK_EQ(f.redis->releases.front().node, "a");
+  CHECK_FALSE(released->has_value()); // not before Redis answers
+  release_reply r;
+  r.released = true;
+  f.redis->answer_release(r);
+  f.run();
+  CHECK_EQ(*released, std::optional<bool>{true});
+  // No poll and no lease request afterwards, however long it runs.
+  auto before = f.upstream->requests;
+  f.advance(5s);
+  CHECK_EQ(f.upstream->requests, before);
+  CHECK(f.redis->leases.empty());
+  // A second release has nothing to do.
+  CHECK_EQ(ask<bool>(f, f.bus_handle, atom::release_v),
+           std::optional<bool>{false});
+  CHECK(f.redis->releases.empty());
+}
+
+TEST_CASE("a follower's release sends nothing to Redis and answers false") {
+  bus_fixture f;
+  f.redis->answer_lease("b", 3);
+  f.run();
+  CHECK_EQ(ask<bool>(f, f.bus_handle, atom::release_v),
+           std::optional<bool>{false});
+  CHECK(f.redis->releases.empty());
+  f.advance(3s);
+  CHECK(f.redis->leases.empty());
+}

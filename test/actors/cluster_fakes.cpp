@@ -30,6 +30,11 @@ void fake_cluster_log::append(const std::string& node, uint64_t token,
   appends.push_back({node, token, u, floor, std::move(done)});
 }
 
+void fake_cluster_log::release(const std::string& node, uint64_t token,
+                               std::function<void(release_reply)> done) {
+  releases.push_back({node, token, std::move(done)});
+}
+
 void fake_cluster_log::read(uint64_t after, size_t count,
                             std::optional<std::chrono::milliseconds> block,
                             std::function<void(read_reply)> done) {
@@ -52,6 +57,13 @@ fake_cluster_log::lease_call fake_cluster_log::fail_lease() {
   r.failure = log_failure::timeout;
   r.error = "timeout";
   c.done(r);
+  return c;
+}
+
+fake_cluster_log::release_call
+fake_cluster_log::answer_release(release_reply r) {
+  auto c = pop(releases, "release");
+  c.done(std::move(r));
   return c;
 }
 

@@ -28,6 +28,11 @@ struct fake_cluster_log final : cluster_log {
     uint64_t floor = 0;
     std::function<void(append_reply)> done;
   };
+  struct release_call {
+    std::string node;
+    uint64_t token = 0;
+    std::function<void(release_reply)> done;
+  };
   struct read_call {
     uint64_t after = 0;
     size_t count = 0;
@@ -37,6 +42,7 @@ struct fake_cluster_log final : cluster_log {
 
   std::deque<lease_call> leases;
   std::deque<append_call> appends;
+  std::deque<release_call> releases;
   std::deque<read_call> reads;
   bool stopped = false;
 
@@ -46,6 +52,8 @@ struct fake_cluster_log final : cluster_log {
   void append(const std::string& node, uint64_t token, const update& u,
               uint64_t floor, uint64_t max_len, std::chrono::milliseconds ttl,
               std::function<void(append_reply)> done) override;
+  void release(const std::string& node, uint64_t token,
+               std::function<void(release_reply)> done) override;
   void read(uint64_t after, size_t count,
             std::optional<std::chrono::milliseconds> block,
             std::function<void(read_reply)> done) override;
@@ -58,6 +66,8 @@ struct fake_cluster_log final : cluster_log {
   lease_call fail_lease();
   /// Answers the oldest append call.
   append_call answer_append(append_reply r);
+  /// Answers the oldest release call.
+  release_call answer_release(release_reply r);
   /// Answers the oldest read call with `entries`.
   read_call answer_read(std::vector<log_entry> entries);
   /// Answers the oldest read call with a failure.

@@ -49,6 +49,10 @@ struct reader_fixture : core_fixture {
         [](atom::leader) -> std::string {
           return {};
         },
+        [](atom::release) -> bool {
+          return false;
+        },
+        [](atom::release, const release_reply&) {},
         [](atom::ping) -> uint64_t {
           return 0;
         },

@@ -90,6 +90,13 @@ struct cluster_fixture {
     });
   }
 
+  /// release() and wait.
+  release_reply release(const std::string& node, uint64_t token) {
+    return await<release_reply>([&](auto cb) {
+      log->release(node, token, cb);
+    });
+  }
+
   /// append() and wait; max_len 1000 and a ttl of a day unless given.
   append_reply append(const std::string& node, uint64_t token, int64_t ts,
                       double price, uint64_t floor = 0, uint64_t max_len = 1000,

@@ -42,6 +42,26 @@ TEST_CASE_FIXTURE(cluster_fixture, "a lease is granted, renewed, refused, "
   CHECK(deposed.token == b.token);
 }
 
+TEST_CASE_FIXTURE(cluster_fixture, "a release deletes the lease only for its "
+                                   "holder's token, and the next one is "
+                                   "granted at once with a larger token") {
+  auto a = lease("node-a", 0);
+  REQUIRE(a.node == "node-a");
+  auto wrong_node = release("node-b", a.token);
+  REQUIRE(wrong_node.failure == log_failure::none);
+  CHECK_FALSE(wrong_node.released);
+  CHECK_FALSE(release("node-a", a.token + 1).released);
+  CHECK(cmd({"GET", "t:lease"}).str == std::to_string(a.token) + " node-a");
+  CHECK(release("node-a", a.token).released);
+  CHECK(cmd({"EXISTS", "t:lease"}).integer == 0);
+  CHECK_FALSE(release("node-a", a.token).released); // gone already
+  auto b = lease("node-b", 0);
+  CHECK(b.node == "node-b");
+  CHECK(b.token > a.token);
+  // The released token is fenced.
+  CHECK(append("node-a", a.token, base, 1.5).fenced);
+}
+
 TEST_CASE_FIXTURE(cluster_fixture, "append assigns max(ts, top + 1, floor) "
                                    "and links prev") {
   auto l = lease("n", 0);

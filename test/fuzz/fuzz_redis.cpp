@@ -109,8 +109,16 @@ void check(const redis_value& v) {
     FUZZ_CHECK(append.fenced != (append.id > 0));
   else
     FUZZ_CHECK(!append.fenced && append.id == 0);
+  auto release = decode_release(v);
+  if (release.failure != log_failure::none)
+    FUZZ_CHECK(
+        !release.released
+        && (release.failure == log_failure::server || !release.error.empty()));
+  if (release.released)
+    FUZZ_CHECK(v.kind == type::integer && v.integer == 1);
   if (append.failure == log_failure::server
-      || lease.failure == log_failure::server)
+      || lease.failure == log_failure::server
+      || release.failure == log_failure::server)
     FUZZ_CHECK(v.kind == type::error);
 
   if (v.kind == type::array)

@@ -253,6 +253,19 @@ class ClusterCase(ServiceCase):
 
     # -- checking streams --------------------------------------------------
 
+    def assert_streams_are_the_log(self, redis, named_collectors):
+        entries = self.log_entries(redis)
+        self.assert_log_chain(entries)
+        log_ids = [e.id for e in entries]
+        for name, col in named_collectors:
+            updates, gaps, _ = self.split_events(col.events())
+            self.assertEqual([g.raw for g in gaps], [],
+                             "%s: no gap expected" % name)
+            self.assert_increasing(updates, name)
+            ids = [e.int_id for e in updates]
+            self.assertEqual([i for i in log_ids if ids[0] <= i <= ids[-1]],
+                             ids, "%s: the stream is not the log" % name)
+
     def split_events(self, events):
         """(updates, gaps, heartbeats) of a collector's events; fails on
         anything else (the `retry:` block first is allowed)."""

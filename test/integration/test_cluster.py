@@ -102,6 +102,44 @@ class SharedLogTest(ClusterCase):
                                     % first.node_id)
 
 
+class LeaseHandoverTest(ClusterCase):
+    """A leader stopped cleanly hands its lease over: with a 10 s lease the
+    next node polls within about an interval, not after the TTL."""
+
+    lease_ttl = "10s"
+
+    def test_sigterm_of_the_leader_hands_the_lease_over_at_once(self):
+        redis = self.start_redis()
+        up = self.start_upstream()
+        a = self.start_node(redis.url, up, "node-a", grace="1s")
+        self.wait_ready([a])
+        self.wait_leader([a])
+        b = self.start_node(redis.url, up, "node-b")
+        self.wait_ready([b])
+        self.assertIs(self.wait_leader([a, b]), a)
+        col_b = self.collect(b)
+        self.assertTrue(col_b.wait_updates(4, 5))
+        t_term = time.time()
+        a.signal(signal.SIGTERM)
+        # The release comes before the grace period: the lease is b's (or
+        # free) long before its 10 s could run out.
+        top = self.log_top(redis)
+        self.wait_collector_id(col_b, top, 3.0, "node-b after node-a's SIGTERM")
+        handover = self.first_after(col_b, top).received - t_term
+        note("handover: SIGTERM of the leader -> first new update on node-b "
+             "after %.3fs (lease-ttl 10s, interval %.1fs)"
+             % (handover, INTERVAL_S))
+        self.assertLess(handover, 4 * INTERVAL_S + 1.0)
+        self.assertEqual(a.wait(10), 0, "node-a's exit status")
+        self.assertIn("bus released the lease", a.log())
+        self.assertIs(self.wait_leader([b]), b)
+        self.assertEqual(self.metric(b, "btcstream_cluster_leader"), 1)
+        self.assertTrue(col_b.wait_updates(len(col_b.ids()) + 3, 5))
+        self.assert_streams_are_the_log(redis, [("node-b", col_b)])
+        self.assert_one_poll_per_interval(up, t_term - 1, time.time(),
+                                          "across the handover")
+
+
 class FailoverTest(ClusterCase):
 
     def test_kill9_of_the_leader_fails_over_within_lease_ttl_plus_interval(self):
@@ -169,19 +207,6 @@ class FailoverTest(ClusterCase):
         self.assertTrue(col_a.wait_updates(4, 5))
         self.assertTrue(col_b.wait_updates(4, 5))
         return a, b, col_a, col_b
-
-    def assert_streams_are_the_log(self, redis, named_collectors):
-        entries = self.log_entries(redis)
-        self.assert_log_chain(entries)
-        log_ids = [e.id for e in entries]
-        for name, col in named_collectors:
-            updates, gaps, _ = self.split_events(col.events())
-            self.assertEqual([g.raw for g in gaps], [],
-                             "%s: no gap expected" % name)
-            self.assert_increasing(updates, name)
-            ids = [e.int_id for e in updates]
-            self.assertEqual([i for i in log_ids if ids[0] <= i <= ids[-1]],
-                             ids, "%s: the stream is not the log" % name)
 
     def test_a_paused_leader_is_deposed_and_appends_nothing_late(self):
         """SIGSTOP the leader with an upstream request in flight (its answer

@@ -254,6 +254,21 @@ TEST_CASE("append replies: an id, FENCED, else protocol or server") {
   CHECK_FALSE(decode_append(rv::of_error("FENCED")).fenced);
 }
 
+TEST_CASE("release replies: 1 or 0, else protocol or server") {
+  CHECK(decode_release(rv::of_integer(1)).released);
+  auto no = decode_release(rv::of_integer(0));
+  CHECK(no.failure == log_failure::none);
+  CHECK_FALSE(no.released);
+  for (auto v : {rv::nil(), rv::of_integer(2), rv::of_integer(-1), str("1"),
+                 rv::of_array({rv::of_integer(1)})}) {
+    auto r = decode_release(v);
+    CHECK(r.failure == log_failure::protocol);
+    CHECK_FALSE(r.released);
+  }
+  CHECK(decode_release(rv::of_error("NOSCRIPT")).failure
+        == log_failure::server);
+}
+
 TEST_CASE("number parsers take digits only, within range") {
   CHECK(parse_u64("0") == 0u);
   CHECK(parse_u64("18446744073709551615") == 18446744073709551615u);
