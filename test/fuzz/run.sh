@@ -3,14 +3,20 @@
 # for a bounded time, starting from a copy of its checked-in corpus with its
 # dictionary. Fails on the first crash, leak, timeout or failed check.
 #   test/fuzz/run.sh BUILD_DIR [SECONDS]    (SECONDS per target, default 30)
+#   test/fuzz/run.sh --build-only BUILD_DIR (configure and build, no fuzzing)
 # Environment: FUZZ_TARGETS="fuzz_sse fuzz_units" to run only some;
 # FUZZ_ARGS to pass more libFuzzer flags (e.g. "-runs=10000000").
 # Findings (crash-*, leak-*, timeout-*) are kept in BUILD_DIR/fuzz-out/.
 set -eu
 cd "$(dirname "$0")/../.."
 
+build_only=0
+if [ "${1:-}" = --build-only ]; then
+  build_only=1
+  shift
+fi
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  sed -n '2,8p' "$0" >&2
+  sed -n '2,9p' "$0" >&2
   exit 2
 fi
 build=$1
@@ -27,6 +33,7 @@ elif ! meson introspect "$build" --buildoptions \
 fi
 # Only the fuzz targets: the rest of the project is not needed here.
 meson compile -C "$build" $targets
+[ "$build_only" -eq 1 ] && exit 0
 
 out="$build/fuzz-out"
 mkdir -p "$out"
