@@ -8,6 +8,11 @@
 #
 #   test/bench/profile.sh [BTCSTREAM_BINARY [N]]   (build/btcstream, 500)
 #
+# COUNTER=perf counts the kernel side instead, at full speed (no valgrind):
+# context switches and the futex, epoll_wait and write system calls of the
+# server per delivered event (perf stat on syscall tracepoints), i.e. the
+# wake-ups and hand-offs per event.
+#
 # Environment: EVENTS (10), SSE_LOAD (build/test/bench/sse_load),
 # BTCSTREAM_ARGS (extra server flags), OUT (keeps callgrind.out there).
 set -euo pipefail
@@ -21,7 +26,12 @@ sse_load=${SSE_LOAD:-build/test/bench/sse_load}
   echo "profile.sh: need $bin and $sse_load (meson compile -C build)" >&2
   exit 2
 }
-command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 2; }
+counter=${COUNTER:-callgrind}
+case $counter in
+  callgrind) command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 2; } ;;
+  perf) command -v perf >/dev/null || { echo "profile.sh: needs perf (linux-perf)" >&2; exit 2; } ;;
+  *) echo "profile.sh: COUNTER is callgrind or perf" >&2; exit 2 ;;
+esac
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -55,10 +65,11 @@ python3 test/integration/fake_upstream.py --port "$upstream_port" \
   >"$work/upstream.log" 2>&1 &
 pids+=($!)
 
+under=()
+[[ $counter == callgrind ]] && under=(valgrind --tool=callgrind
+  --callgrind-out-file="$work/callgrind.out" --dump-instr=no --collect-systime=no)
 # shellcheck disable=SC2086 # BTCSTREAM_ARGS is a list of flags
-valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-  --dump-instr=no --collect-systime=no \
-  "$bin" --listen "127.0.0.1:$port" --upstream-url "$tick" --interval 1s \
+"${under[@]}" "$bin" --listen "127.0.0.1:$port" --upstream-url "$tick" --interval 1s \
   --max-clients 19000 ${BTCSTREAM_ARGS:-} >"$work/btcstream.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
@@ -75,6 +86,28 @@ for _ in $(seq 240); do
   (($(metric btcstream_sse_clients | cut -d. -f1) >= n)) && break
   sleep 0.5
 done
+if [[ $counter == perf ]]; then
+  events_list=context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendmsg
+  perf stat -x, -e "$events_list" -p "$server_pid" -o "$work/perf.csv" &
+  perf_pid=$!
+  wait "$load_pid"
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  delivered=$(grep -o '"events_in_phase":[0-9]*' "$work/sse_load.out" | cut -d: -f2)
+  echo "profile.sh: $n clients, $delivered events delivered while counting"
+  python3 - "$work/perf.csv" "$delivered" <<'EOF'
+import sys
+delivered = int(sys.argv[2] or 0)
+print(f"{'kernel event (server process)':40s} {'per delivered event':>20s}")
+for line in open(sys.argv[1]):
+    f = line.strip().split(",")
+    if len(f) < 3 or not f[0].replace(".", "").isdigit():
+        continue
+    name = f[2].replace("syscalls:sys_enter_", "")
+    print(f"{name:40s} {float(f[0]) / delivered if delivered else float('nan'):20.3f}")
+EOF
+  exit 0
+fi
 callgrind_control -z "$server_pid" >/dev/null
 wait "$load_pid"
 callgrind_control -d "$server_pid" >/dev/null
