@@ -139,6 +139,8 @@ bus_actor::behavior_type bus(self_ptr self, std::shared_ptr<cluster_log> redis,
       [self](atom::lease, int64_t sent, const lease_reply& r) {
         auto& st = self->state;
         st.asking = false;
+        if (st.released)
+          return; // a renewal sent before the release: not leading again
         if (r.failure != log_failure::none) {
           st.stats->cluster.count_error(r.failure == log_failure::connect
                                             ? redis_op::connect

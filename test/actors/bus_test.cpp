@@ -267,3 +267,22 @@ TEST_CASE("a follower's release sends nothing to Redis and answers false") {
   f.advance(3s);
   CHECK(f.redis->leases.empty());
 }
+
+TEST_CASE("a renewal answered after the release does not make the node lead "
+          "again") {
+  bus_fixture f;
+  f.grant(7);
+  f.advance(1s); // a renewal is in flight
+  REQUIRE_EQ(f.redis->leases.size(), 1u);
+  CHECK_EQ(f.leader(), 1);
+  caf::anon_send(f.bus_handle, atom::release_v);
+  f.run();
+  CHECK_EQ(f.leader(), 0);
+  REQUIRE_EQ(f.redis->releases.size(), 1u);
+  auto before = f.upstream->requests;
+  f.grant(7); // Redis renewed it before it ran the release
+  CHECK_EQ(f.leader(), 0);
+  f.advance(2s);
+  CHECK_EQ(f.upstream->requests, before);
+  CHECK(f.redis->leases.empty());
+}
