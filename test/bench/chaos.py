@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
 from compare import (Balancers, Cluster, Procs, RefClient, Upstream,  # noqa
                      check_refs, log, log_pause, run_load,
-                     sanitizer_reports, table)
+                     sanitizer_reports, stop_all, table)
 
 KINDS = ("kill-leader", "stop-node", "restart-redis")
 
@@ -225,13 +225,7 @@ def main():
         log("chaos: failed; logs kept in %s" % work)
         raise
     finally:
-        for ref in refs:
-            ref.stop()
-        if lb:
-            lb.stop()
-        if cl:
-            cl.stop()
-        procs.stop()
+        stop_all(refs, lb, cl, procs)
 
 
 if __name__ == "__main__":

@@ -745,6 +745,15 @@ class RefClient(threading.Thread):
             yield data
 
 
+def stop_all(refs, balancers, cluster, procs):
+    """Stops a cluster run's pieces, clients first; any may be None."""
+    for ref in refs:
+        ref.stop()
+    for part in (balancers, cluster, procs):
+        if part:
+            part.stop()
+
+
 def event_key(raw):
     try:
         return int(raw)
@@ -1317,13 +1326,7 @@ class Bench:
             log("compare: rolling failed; logs kept in %s" % work)
             raise
         finally:
-            for ref in refs:
-                ref.stop()
-            if lb:
-                lb.stop()
-            if cl:
-                cl.stop()
-            procs.stop()
+            stop_all(refs, lb, cl, procs)
 
     def sweep(self):
         n, ev = self.args.clients, self.args.sweep_events
