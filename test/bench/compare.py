@@ -9,6 +9,7 @@ starts everything it needs on loopback and stops it again.
     test/bench/compare.py churn               # 5,000 steady + 1,000/s churn
     test/bench/compare.py limit               # one process at --max-clients
     test/bench/compare.py sweep               # thread settings of btcstream
+    test/bench/compare.py cores               # issue 14's ratios, medians of 3
     test/bench/compare.py soak                # 10 min at the limit, 1 %/min
                                               # churn: RSS and fd slopes
     test/bench/compare.py cluster             # 3 nodes (cluster mode,
@@ -33,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1342,6 +1344,48 @@ class Bench:
         table("thread sweep: %d clients, 1 update/s, %d updates" % (n, ev),
               rows)
 
+    def cores(self):
+        """Issue 14's targets in one run: btcstream at io 1 / actor 1 and
+        at io 2 / actor 2, the floor and nchan, interleaved, 3 rounds; the
+        medians and the three ratios the issue asks for."""
+        n, ev = self.args.clients, self.args.sweep_events
+        runs = [("btcstream io 1 actor 1", "btcstream",
+                 ("--io-threads", "1", "--actor-threads", "1")),
+                ("btcstream io 2 actor 2", "btcstream",
+                 ("--io-threads", "2", "--actor-threads", "2")),
+                ("floor", "floor", ()), ("nchan", "nchan", ())]
+        got = {label: [] for label, _, _ in runs}
+        for rnd in range(self.args.rounds):
+            for label, kind, args in runs:
+                got[label].append(self.one("cores/%s/%d" % (label, rnd),
+                                           kind, n, ev, args=args))
+        keys = ("server_us_per_event", "latency_ms_p50", "latency_ms_p99",
+                "fanout_ms_p50", "server_bytes_per_client")
+        med = {}
+        for label, rs in got.items():
+            med[label] = {k: statistics.median(r[k] for r in rs)
+                          for k in keys if all(k in r for r in rs)}
+            for k in ("events_missing", "order_duplicates",
+                      "order_out_of_order", "errors_dropped"):
+                med[label][k] = sum(r.get(k, 0) for r in rs)
+        table("cores: %d clients, 1 update/s, %d updates, median of %d" % (
+            n, ev, self.args.rounds), list(med.items()))
+        one, two = med["btcstream io 1 actor 1"], med["btcstream io 2 actor 2"]
+        cpu = "server_us_per_event"
+        out = {
+            "cpu_io2_vs_io1": two[cpu] / one[cpu],
+            "cpu_io2_vs_floor": two[cpu] / med["floor"][cpu],
+            "p99_io2_vs_nchan": two["latency_ms_p99"] /
+            med["nchan"]["latency_ms_p99"],
+        }
+        limits = {"cpu_io2_vs_io1": 1.05, "cpu_io2_vs_floor": 1.1,
+                  "p99_io2_vs_nchan": 0.5}
+        for k, v in out.items():
+            print("cores: %-18s %.3f (target <= %.2f: %s)" % (
+                k, v, limits[k], "met" if v <= limits[k] else "NOT met"))
+        self.results["cores/medians"] = med
+        self.results["cores/ratios"] = out
+
 
 def stall_report(rows):
     for name, r in rows:
@@ -1410,7 +1454,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", nargs="+", choices=[
         "fanout", "stalled", "burst", "churn", "limit", "sweep", "soak",
-        "cluster", "rolling", "all"])
+        "cluster", "rolling", "cores", "all"])
     p.add_argument("--servers", default="btcstream,nchan,floor",
                    help="of btcstream, nchan, floor (fanout, stalled, burst, "
                    "churn)")
@@ -1433,6 +1477,8 @@ def main():
     p.add_argument("--ref-clients", type=int, default=100,
                    help="Python reference clients on top (rolling)")
     p.add_argument("--policies", default="sharing,stealing")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="cores: rounds of the four runs (medians)")
     p.add_argument("--btcstream", default=os.path.join(ROOT,
                                                        "build/btcstream"))
     p.add_argument("--btcstream-args", default="",
