@@ -4,7 +4,6 @@
 #include "http/http_session.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <chrono>
 
@@ -13,10 +12,10 @@ namespace btcstream {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-listener::listener(asio::io_context& ioc, std::shared_ptr<server_context> ctx,
+listener::listener(io_pool& pool, std::shared_ptr<server_context> ctx,
                    bool admin)
-    : ioc_(ioc),
-      acceptor_(asio::make_strand(ioc)),
+    : pool_(pool),
+      acceptor_(pool.main()),
       backoff_(acceptor_.get_executor()),
       ctx_(std::move(ctx)),
       admin_(admin) {}
@@ -51,7 +50,7 @@ void listener::stop() {
 
 void listener::do_accept() {
   acceptor_.async_accept(
-      asio::make_strand(ioc_),
+      pool_.next(),
       [self = shared_from_this()](error_code ec, asio::ip::tcp::socket s) {
         self->on_accept(ec, std::move(s));
       });
