@@ -22,13 +22,15 @@ void forget(broadcaster_state& st, const caf::actor_addr& who) {
   st.subscribers.pop_back();
 }
 
-/// `send(c, atom::live_v, stored)` with a prebuilt message, which typed
-/// send() cannot take. `msg` must hold exactly (atom::live, stored), the
-/// connection interface's live message.
+/// `anon_send(c, atom::live_v, stored)` with a prebuilt message, which
+/// typed sends cannot take. `msg` must hold exactly (atom::live, stored),
+/// the connection interface's live message. Anonymous: a sender would cost
+/// two atomic updates of the broadcaster's reference count per receiver,
+/// one on each side of a core boundary, and the live handler never replies.
 void send_shared(caf::local_actor* self, const connection_actor& c,
                  const caf::message& msg) {
   caf::actor_cast<caf::abstract_actor*>(c)->eq_impl(
-      caf::make_message_id(), self->ctrl(), self->context(), msg);
+      caf::make_message_id(), nullptr, self->context(), msg);
 }
 
 } // namespace

@@ -54,31 +54,55 @@ double get(const Atomic& a) {
 
 } // namespace
 
+namespace {
+
+/// This thread's stripe: threads take the stripes in turn as they first
+/// observe, so the first few threads never share one.
+size_t stripe_of_this_thread(size_t stripes) {
+  static std::atomic<size_t> next{0};
+  thread_local size_t mine = next.fetch_add(1, relaxed);
+  return mine % stripes;
+}
+
+} // namespace
+
 void histogram::observe(double seconds) {
   if (!(seconds >= 0))
     seconds = 0;
   size_t i = 0;
   while (i < bounds.size() && seconds > bounds[i])
     ++i;
-  buckets_[i].fetch_add(1, relaxed);
-  count_.fetch_add(1, relaxed);
-  sum_ns_.fetch_add(static_cast<uint64_t>(seconds * 1e9), relaxed);
+  auto& st = stripes_[stripe_of_this_thread(stripes)];
+  st.buckets[i].fetch_add(1, relaxed);
+  st.count.fetch_add(1, relaxed);
+  st.sum_ns.fetch_add(static_cast<uint64_t>(seconds * 1e9), relaxed);
+}
+
+uint64_t histogram::count() const {
+  uint64_t n = 0;
+  for (auto& st : stripes_)
+    n += st.count.load(relaxed);
+  return n;
 }
 
 void histogram::render(std::string& out, const std::string& name) const {
   // Read the count first: buckets observed later may exceed it by a few,
   // which Prometheus tolerates; the +Inf bucket is written as the count.
-  auto count = count_.load(relaxed);
+  auto total = count();
   uint64_t cumulative = 0;
   for (size_t i = 0; i < bounds.size(); ++i) {
-    cumulative += buckets_[i].load(relaxed);
+    for (auto& st : stripes_)
+      cumulative += st.buckets[i].load(relaxed);
     sample(out, name + "_bucket",
-           static_cast<double>(std::min(cumulative, count)),
+           static_cast<double>(std::min(cumulative, total)),
            "le=\"" + number(bounds[i]) + "\"");
   }
-  sample(out, name + "_bucket", static_cast<double>(count), "le=\"+Inf\"");
-  sample(out, name + "_sum", static_cast<double>(sum_ns_.load(relaxed)) / 1e9);
-  sample(out, name + "_count", static_cast<double>(count));
+  sample(out, name + "_bucket", static_cast<double>(total), "le=\"+Inf\"");
+  uint64_t sum_ns = 0;
+  for (auto& st : stripes_)
+    sum_ns += st.sum_ns.load(relaxed);
+  sample(out, name + "_sum", static_cast<double>(sum_ns) / 1e9);
+  sample(out, name + "_count", static_cast<double>(total));
 }
 
 int64_t steady_now_ns() {

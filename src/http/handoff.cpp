@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 
-
 namespace btcstream {
 
 namespace asio = boost::asio;

@@ -47,8 +47,8 @@ public:
   void join();
 
 private:
-  using guard
-      = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  using guard = boost::asio::executor_work_guard<
+      boost::asio::io_context::executor_type>;
 
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<guard> guards_;

@@ -131,10 +131,10 @@ void sse_session::bound_kernel_buffers() {
 }
 
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
-  handoff_.post([self = shared_from_this(), f = std::move(f),
-                 stored_ns]() mutable {
-    self->enqueue(std::move(f), true, stored_ns);
-  });
+  handoff_.post(
+      [self = shared_from_this(), f = std::move(f), stored_ns]() mutable {
+        self->enqueue(std::move(f), true, stored_ns);
+      });
 }
 
 void sse_session::post_replay(std::vector<frame_ptr> fs) {

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace btcstream;
 
@@ -30,6 +32,28 @@ TEST_CASE("a histogram's buckets are cumulative, with sum and count") {
   CHECK(has_line(out, R"(x_seconds_bucket{le="+Inf"} 4)"));
   CHECK(has_line(out, "x_seconds_count 4"));
   CHECK(has_line(out, "x_seconds_sum 20.0064"));
+}
+
+TEST_CASE("a histogram sums what every thread observed") {
+  // More threads than stripes: some share one, all are counted.
+  histogram h;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 12; ++t)
+    threads.emplace_back([&h, t] {
+      for (int i = 0; i < 1000; ++i)
+        h.observe(t % 2 == 0 ? 0.0004 : 2.0);
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(h.count() == 12000);
+  std::string out;
+  h.render(out, "x_seconds");
+  CHECK(has_line(out, R"(x_seconds_bucket{le="0.0005"} 6000)"));
+  CHECK(has_line(out, R"(x_seconds_bucket{le="1"} 6000)"));
+  CHECK(has_line(out, R"(x_seconds_bucket{le="2.5"} 12000)"));
+  CHECK(has_line(out, R"(x_seconds_bucket{le="+Inf"} 12000)"));
+  CHECK(has_line(out, "x_seconds_count 12000"));
+  CHECK(has_line(out, "x_seconds_sum 12002.4"));
 }
 
 TEST_CASE("the exposition names every metric with HELP, TYPE and labels") {
