@@ -5,6 +5,7 @@
 #include "actors/bus.hpp"
 #include "actors/fetcher.hpp"
 #include "actors/reader.hpp"
+#include "actors/scheduler.hpp"
 #include "actors/service_port.hpp"
 #include "actors/stream_port.hpp"
 #include "actors/supervision.hpp"
@@ -175,9 +176,12 @@ int run_service(const config& given) {
     caf::actor_system_config sys_cfg;
     // Work sharing: one message to 50,000 actors in ~50 ms instead of
     // seconds with 0.17's work stealing (platform-facts.md,
-    // docs/performance.md).
+    // docs/performance.md), by our scheduler rather than CAF's own
+    // (actors/scheduler.hpp says why).
     sys_cfg.set("scheduler.policy", cfg.work_stealing ? caf::atom("stealing")
                                                       : caf::atom("sharing"));
+    if (!cfg.work_stealing)
+      use_sharing_scheduler(sys_cfg);
     sys_cfg.set("scheduler.max-threads",
                 static_cast<size_t>(cfg.actor_threads));
     sys_cfg.set("logger.file-verbosity", caf::atom("quiet"));

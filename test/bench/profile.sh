@@ -123,14 +123,15 @@ import re, sys
 # step's cost; callgrind sums over every thread.
 steps = [
     ("total, all threads", r"PROGRAM TOTALS"),
-    ("CAF workers (all actor work)", r"caf::scheduler::worker<[^>]*>::run\(\)"),
+    ("CAF workers (all actor work)", r"caf::scheduler::worker<[^>]*>::run\(\)|btcstream::\(anonymous namespace\)::worker::start\(\)::\{lambda\(\)#1\}> > >::_M_run\(\)"),
     ("  broadcaster: fan-out loop", r"btcstream::broadcaster\(.*atom_constant<\(caf::atom_value\)69675774307885>"),
     ("  CAF: mailbox enqueue + schedule", r"caf::scheduled_actor::enqueue\(std::unique_ptr"),
-    ("  connection actor: live handler", r"btcstream::connection\(.*atom_constant<\(caf::atom_value\)264695530>, btcstream::stored const&\)"),
-    ("    session: post to the strand", r"btcstream::sse_session::post_live\("),
+    ("  connection actor: live handler", r"_ZN3caf18trivial_match_caseIZN9btcstream10connection"),
+    ("    hand-off to the session", r"btcstream::sse_session::post_live\("),
     ("io thread: Asio handlers", r"boost::asio::detail::scheduler::do_run_one\("),
-    ("  session: enqueue + write", r"btcstream::sse_session::enqueue\("),
-    ("    libc sendmsg (user side)", r":sendmsg \["),
+    ("  hand-off: drain", r"btcstream::handoff::drain\(\)"),
+    ("    session: enqueue + write", r"btcstream::sse_session::enqueue\("),
+    ("      libc sendmsg (user side)", r":sendmsg \["),
     ("malloc", r":malloc \["),
     ("free", r":free \["),
 ]

@@ -1,0 +1,212 @@
+#include "actors/scheduler.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/detail/thread_safe_actor_clock.hpp>
+#include <caf/execution_unit.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace btcstream {
+
+namespace {
+
+class coordinator;
+
+/// Jobs a worker collects before it hands them to the shared queue.
+constexpr size_t batch_size = 64;
+
+/// One worker thread: runs jobs from the shared queue; the jobs its running
+/// actor schedules go into its batch first.
+class worker final : public caf::execution_unit {
+public:
+  worker(caf::actor_system& sys, coordinator& parent)
+      : caf::execution_unit(&sys), parent_(parent) {
+    batch_.reserve(batch_size);
+  }
+
+  /// CAF calls this with the execution unit of the actor that sends, i.e.
+  /// from this worker's own thread; any other thread goes straight to the
+  /// shared queue.
+  void exec_later(caf::resumable* job) override;
+
+  void start();
+  void join() { thread_.join(); }
+
+private:
+  void run();
+  void flush();
+
+  coordinator& parent_;
+  std::vector<caf::resumable*> batch_;
+  std::thread thread_;
+};
+
+thread_local worker* current_worker = nullptr;
+
+/// Tells a worker to return: one per worker, at shutdown.
+class stop_token final : public caf::resumable {
+public:
+  resume_result resume(caf::execution_unit*, size_t) override {
+    return shutdown_execution_unit;
+  }
+  // Lives as long as the coordinator's stop(): not reference counted.
+  void intrusive_ptr_add_ref_impl() override {}
+  void intrusive_ptr_release_impl() override {}
+};
+
+void name_thread(const char* name) {
+  pthread_setname_np(pthread_self(), name);
+}
+
+class coordinator final : public caf::scheduler::abstract_coordinator {
+public:
+  explicit coordinator(caf::actor_system& sys) : abstract_coordinator(sys) {}
+
+  void enqueue(caf::resumable* job) override { push(&job, 1); }
+
+  caf::detail::thread_safe_actor_clock& clock() noexcept override {
+    return clock_;
+  }
+
+  /// Appends jobs to the shared queue and wakes as many sleeping workers.
+  void push(caf::resumable* const* jobs, size_t n) {
+    size_t wake = 0;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      queue_.insert(queue_.end(), jobs, jobs + n);
+      wake = std::min(n, sleeping_);
+    }
+    if (wake == 1)
+      cv_.notify_one();
+    else if (wake > 1)
+      cv_.notify_all();
+  }
+
+  /// The next job; sleeps while there is none.
+  caf::resumable* pop() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    while (queue_.empty()) {
+      ++sleeping_;
+      cv_.wait(guard);
+      --sleeping_;
+    }
+    auto* job = queue_.front();
+    queue_.pop_front();
+    return job;
+  }
+
+protected:
+  void start() override {
+    for (size_t i = 0; i < num_workers(); ++i)
+      workers_.push_back(std::make_unique<worker>(system(), *this));
+    for (auto& w : workers_)
+      w->start();
+    timer_ = std::thread{[this] {
+      name_thread("caf.clock");
+      system().thread_started();
+      clock_.run_dispatch_loop();
+      system().thread_terminates();
+    }};
+    abstract_coordinator::start();
+  }
+
+  // As CAF's coordinator: workers first, then the utility actors, then the
+  // jobs nobody will run, then the clock.
+  void stop() override {
+    stop_token token;
+    std::vector<caf::resumable*> tokens(workers_.size(), &token);
+    push(tokens.data(), tokens.size());
+    for (auto& w : workers_)
+      w->join();
+    stop_actors();
+    std::deque<caf::resumable*> left;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      left.swap(queue_);
+    }
+    for (auto* job : left)
+      if (job != &token)
+        cleanup_and_release(job);
+    clock_.cancel_dispatch_loop();
+    timer_.join();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<caf::resumable*> queue_; // guarded by mtx_
+  size_t sleeping_ = 0;               // guarded by mtx_
+  std::vector<std::unique_ptr<worker>> workers_;
+  caf::detail::thread_safe_actor_clock clock_;
+  std::thread timer_;
+};
+
+void worker::exec_later(caf::resumable* job) {
+  if (current_worker != this) {
+    parent_.push(&job, 1);
+    return;
+  }
+  batch_.push_back(job);
+  if (batch_.size() == batch_size)
+    flush();
+}
+
+void worker::flush() {
+  if (batch_.empty())
+    return;
+  parent_.push(batch_.data(), batch_.size());
+  batch_.clear();
+}
+
+void worker::start() {
+  thread_ = std::thread{[this] {
+    name_thread("caf.worker");
+    system().thread_started();
+    run();
+    system().thread_terminates();
+  }};
+}
+
+void worker::run() {
+  current_worker = this;
+  for (;;) {
+    auto* job = parent_.pop();
+    auto result = job->resume(this, parent_.max_throughput());
+    // What the job scheduled goes out before this worker waits again.
+    flush();
+    switch (result) {
+    case caf::resumable::resume_later:
+      // Keeps its reference: back to the end of the queue.
+      parent_.push(&job, 1);
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+      intrusive_ptr_release(job);
+      break;
+    case caf::resumable::shutdown_execution_unit:
+      current_worker = nullptr;
+      return;
+    }
+  }
+}
+
+} // namespace
+
+void use_sharing_scheduler(caf::actor_system_config& cfg) {
+  cfg.module_factories.push_back(
+      [](caf::actor_system& sys) -> caf::actor_system::module* {
+        return new coordinator(sys);
+      });
+}
+
+} // namespace btcstream
