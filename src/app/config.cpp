@@ -86,10 +86,10 @@ po::options_description options() {
     ("redis-prefix", s("btcstream"), "prefix of btcstream's keys in Redis")
     ("node-id", s("hostname:pid"), "this node's name in the cluster")
     ("lease-ttl", s("10s"), "the leader's lease (cluster mode)")
-    ("io-threads", s("2"), "Asio threads (benchmark before changing)")
-    ("actor-threads", s("2"), "CAF scheduler threads")
+    ("io-threads", s("2"), "Asio threads, one io_context each (benchmark before changing)")
+    ("actor-threads", s("2"), "actor scheduler threads")
     ("actor-policy", s("sharing"),
-     "CAF scheduler: sharing or stealing (benchmark before changing)");
+     "actor scheduler: sharing (ours) or stealing (CAF's; benchmark before changing)");
   // clang-format on
   return d;
 }

@@ -1,0 +1,180 @@
+// btcstream's work-sharing scheduler on real threads (not the test
+// coordinator): every message is handled once, fan-outs larger than a batch
+// arrive whole, messages from foreign threads and delayed messages arrive,
+// and a system with work still queued shuts down cleanly. Waits are bounded
+// receives, never sleeps; TSan runs this file (scripts/tsan).
+
+#include "actors/scheduler.hpp"
+
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <typeinfo>
+#include <vector>
+
+using namespace btcstream;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct system_with_scheduler {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+
+  explicit system_with_scheduler(size_t workers) {
+    cfg.set("scheduler.max-threads", workers);
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    cfg.set("logger.console-verbosity", caf::atom("quiet"));
+    use_sharing_scheduler(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+};
+
+/// Counts what it receives and tells `done` once it has `expected`.
+caf::behavior counter(caf::event_based_actor* self, int expected,
+                      caf::actor done) {
+  auto seen = std::make_shared<int>(0);
+  return {
+      [=](int) {
+        if (++*seen == expected)
+          self->send(done, caf::atom("done"));
+      },
+  };
+}
+
+/// Sends one int to each of `targets` per message it gets.
+caf::behavior fan_out(caf::event_based_actor*,
+                      std::vector<caf::actor> targets) {
+  return {
+      [targets](int x) {
+        for (auto& t : targets)
+          caf::anon_send(t, x);
+      },
+  };
+}
+
+} // namespace
+
+TEST_CASE("the scheduler takes the place of CAF's, with the configured "
+          "workers") {
+  system_with_scheduler s{3};
+  auto& sched = s.sys->scheduler();
+  CHECK(sched.num_workers() == 3);
+  // Ours, not one of CAF's coordinator<Policy>.
+  std::string type = typeid(sched).name();
+  CHECK(type.find("btcstream") != std::string::npos);
+}
+
+TEST_CASE("a fan-out far larger than a batch reaches every receiver, every "
+          "time") {
+  for (size_t workers : {1, 2, 4}) {
+    CAPTURE(workers);
+    system_with_scheduler s{workers};
+    caf::scoped_actor self{*s.sys};
+    constexpr int receivers = 1000;
+    constexpr int rounds = 20;
+    std::vector<caf::actor> targets;
+    for (int i = 0; i < receivers; ++i)
+      targets.push_back(s.sys->spawn(counter, rounds, caf::actor{self}));
+    auto source = s.sys->spawn(fan_out, targets);
+    for (int r = 0; r < rounds; ++r)
+      self->send(source, r);
+    int done = 0;
+    self->receive_for(done, receivers)(
+        [](caf::atom_value) {},
+        caf::after(10s) >>
+            [&] {
+              FAIL("only " << done << " of " << receivers << " receivers done");
+            });
+    CHECK(done == receivers);
+    self->send_exit(source, caf::exit_reason::user_shutdown);
+    for (auto& t : targets)
+      self->send_exit(t, caf::exit_reason::user_shutdown);
+  }
+}
+
+TEST_CASE("messages from threads that are not workers, and delayed "
+          "messages, arrive") {
+  system_with_scheduler s{2};
+  caf::scoped_actor self{*s.sys};
+  constexpr int per_thread = 5000;
+  auto c = s.sys->spawn(counter, 4 * per_thread, caf::actor{self});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < per_thread; ++i)
+        caf::anon_send(c, i);
+    });
+  for (auto& t : threads)
+    t.join();
+  bool counted = false;
+  self->receive(
+      [&](caf::atom_value) {
+        counted = true;
+      },
+      caf::after(10s) >>
+          [] {
+            FAIL("the counter never finished");
+          });
+  CHECK(counted);
+  // The clock thread: a delayed message comes, after its delay.
+  auto t0 = std::chrono::steady_clock::now();
+  self->delayed_send(self, 20ms, caf::atom("later"));
+  bool later = false;
+  self->receive(
+      [&](caf::atom_value) {
+        later = true;
+      },
+      caf::after(10s) >>
+          [] {
+            FAIL("no delayed message");
+          });
+  CHECK(later);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
+  self->send_exit(c, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("request and response between actors on the workers") {
+  system_with_scheduler s{2};
+  caf::scoped_actor self{*s.sys};
+  auto doubler = s.sys->spawn([]() -> caf::behavior {
+    return {[](int x) {
+      return x * 2;
+    }};
+  });
+  int got = 0;
+  self->request(doubler, 5s, 21)
+      .receive(
+          [&](int x) {
+            got = x;
+          },
+          [](caf::error&) {
+            FAIL("no answer");
+          });
+  CHECK(got == 42);
+  self->send_exit(doubler, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a system shuts down with messages still queued, and every actor "
+          "is released") {
+  std::weak_ptr<int> alive;
+  {
+    system_with_scheduler s{2};
+    auto token = std::make_shared<int>(1);
+    alive = token;
+    // A slow receiver with a long mailbox, never waited for: its state
+    // (holding the token) must be released at shutdown.
+    auto slow = s.sys->spawn([token](caf::event_based_actor*) -> caf::behavior {
+      return {[token](int) {}};
+    });
+    for (int i = 0; i < 10000; ++i)
+      caf::anon_send(slow, i);
+    caf::anon_send_exit(slow, caf::exit_reason::user_shutdown);
+  }
+  CHECK(alive.expired());
+}
