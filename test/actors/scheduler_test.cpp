@@ -47,13 +47,14 @@ caf::behavior counter(caf::event_based_actor* self, int expected,
   };
 }
 
-/// Sends one int to each of `targets` per message it gets.
-caf::behavior fan_out(caf::event_based_actor*,
+/// Sends one int to each of `targets` per message it gets, as itself: the
+/// receivers are scheduled through this worker's batch (exec_later).
+caf::behavior fan_out(caf::event_based_actor* self,
                       std::vector<caf::actor> targets) {
   return {
-      [targets](int x) {
+      [self, targets](int x) {
         for (auto& t : targets)
-          caf::anon_send(t, x);
+          self->send(t, x);
       },
   };
 }
