@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -836,6 +837,14 @@ void load::report() {
       spreads.push_back(1000 * secs(s.last - s.first));
     min_recv = std::min(min_recv, s.receivers);
   }
+  // SSE_LOAD_SPREADS=1: each update's fan-out spread on stderr, in id
+  // order (which updates are slow: the first, or any).
+  if (std::getenv("SSE_LOAD_SPREADS"))
+    for (auto id : keys)
+      if (auto& s = ids_[id]; s.live > 0)
+        std::fprintf(stderr, "sse_load: update %llu: spread %.1f ms\n",
+                     static_cast<unsigned long long>(id),
+                     1000 * secs(s.last - s.first));
   double wall = secs(t_[2] - t_[0]);
   double cpu_pct = 100 * (cpu_[2] - cpu_[0]) / wall;
   double ev_wall = secs(t_[2] - t_[1]); // too short a phase says nothing
