@@ -86,7 +86,7 @@ po::options_description options() {
     ("redis-prefix", s("btcstream"), "prefix of btcstream's keys in Redis")
     ("node-id", s("hostname:pid"), "this node's name in the cluster")
     ("lease-ttl", s("10s"), "the leader's lease (cluster mode)")
-    ("io-threads", s("2"), "Asio threads, one io_context each (benchmark before changing)")
+    ("io-threads", s("2"), "Asio threads (benchmark before changing)")
     ("actor-threads", s("2"), "actor scheduler threads")
     ("actor-policy", s("sharing"),
      "actor scheduler: sharing (ours) or stealing (CAF's; benchmark before changing)");

@@ -18,6 +18,7 @@
 #include "http/listener.hpp"
 #include "upstream/http_client.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <caf/all.hpp>
@@ -166,9 +167,9 @@ int run_service(const config& given) {
   log(log_level::info,
       "btcstream " BTCSTREAM_VERSION " starts: " + describe(cfg));
 
-  // The I/O threads' contexts outlive the actor system (platform-facts.md).
-  io_pool pool{cfg.io_threads};
-  auto& ioc = pool.main();
+  // The io_context outlives the actor system (platform-facts.md).
+  asio::io_context ioc{static_cast<int>(cfg.io_threads)};
+  auto work = asio::make_work_guard(ioc);
   exit_latch exit;
   std::atomic<bool> stopping{false};
   int code = 0;
@@ -269,8 +270,8 @@ int run_service(const config& given) {
         = make_service_port(sys, f, buf, b, the_bus, defaults::health_timeout);
     ctx->streams = make_stream_port(sys, b, buf, cfg.history_max + 16, stats,
                                     caf::timespan{cfg.max_stream_age});
-    auto lst = std::make_shared<listener>(pool, ctx);
-    auto admin = std::make_shared<listener>(pool, ctx, true);
+    auto lst = std::make_shared<listener>(ioc, ctx);
+    auto admin = std::make_shared<listener>(ioc, ctx, true);
     bool listening = open_listener(*lst, "--listen", cfg.listen_host,
                                    cfg.listen_port, cfg.reuse_port);
     bool admin_listening = false;
@@ -290,7 +291,11 @@ int run_service(const config& given) {
         exit.set(0);
       }
     });
-    pool.start();
+    std::vector<std::thread> io;
+    for (unsigned i = 0; i < cfg.io_threads; ++i)
+      io.emplace_back([&ioc] {
+        ioc.run();
+      });
     if (serving) {
       auto ep = lst->local_endpoint();
       log(log_level::info, "listening on " + ep.address().to_string() + ":"
@@ -338,8 +343,10 @@ int run_service(const config& given) {
     while (ctx->sse_clients.load() > 0
            && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds{10});
-    pool.stop();
-    pool.join();
+    work.reset();
+    ioc.stop();
+    for (auto& t : io)
+      t.join();
     // Only now, with no Asio thread left to open a stream: drop the port's
     // actor handles before the actor system goes.
     ctx->streams.reset();

@@ -4,6 +4,7 @@
 #include "http/http_session.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <chrono>
 
@@ -12,10 +13,10 @@ namespace btcstream {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-listener::listener(io_pool& pool, std::shared_ptr<server_context> ctx,
+listener::listener(asio::io_context& ioc, std::shared_ptr<server_context> ctx,
                    bool admin)
-    : pool_(pool),
-      acceptor_(pool.main()),
+    : ioc_(ioc),
+      acceptor_(asio::make_strand(ioc)),
       backoff_(acceptor_.get_executor()),
       ctx_(std::move(ctx)),
       admin_(admin) {}
@@ -50,7 +51,7 @@ void listener::stop() {
 
 void listener::do_accept() {
   acceptor_.async_accept(
-      pool_.next(),
+      asio::make_strand(ioc_),
       [self = shared_from_this()](error_code ec, asio::ip::tcp::socket s) {
         self->on_accept(ec, std::move(s));
       });

@@ -1,6 +1,5 @@
 #pragma once
 
-#include "http/io_pool.hpp"
 #include "http/server_context.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -12,14 +11,13 @@
 
 namespace btcstream {
 
-/// Accepts connections on the pool's first context and gives each an
-/// `http_session` on the pool's next context (its I/O thread for good).
+/// Accepts connections and gives each its own strand and `http_session`.
 /// When accept fails for lack of descriptors (EMFILE/ENFILE), it waits a
 /// moment instead of spinning.
 class listener : public std::enable_shared_from_this<listener> {
 public:
   /// @param admin whether this is the admin listener (--admin-listen).
-  listener(io_pool& pool, std::shared_ptr<server_context> ctx,
+  listener(boost::asio::io_context& ioc, std::shared_ptr<server_context> ctx,
            bool admin = false);
 
   /// Binds and listens; throws `boost::system::system_error` naming the
@@ -42,7 +40,7 @@ private:
   void on_accept(boost::system::error_code ec,
                  boost::asio::ip::tcp::socket socket);
 
-  io_pool& pool_;
+  boost::asio::io_context& ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_;
   std::shared_ptr<server_context> ctx_;

@@ -62,11 +62,11 @@ private:
   std::weak_ptr<sse_session> session_;
 };
 
-sse_session::executor executor_of(asio::ip::tcp::socket& s) {
+sse_session::strand strand_of(asio::ip::tcp::socket& s) {
   auto ex = s.get_executor();
-  if (auto* e = ex.target<sse_session::executor>())
-    return *e;
-  throw std::invalid_argument("sse_session needs a socket on an io_context");
+  if (auto* st = ex.target<sse_session::strand>())
+    return *st;
+  throw std::invalid_argument("sse_session needs a socket on a strand");
 }
 
 /// How a failed socket operation ends the stream: `timed_out` is the
@@ -81,9 +81,8 @@ session_state ended_by(const error_code& ec) {
 sse_session::sse_session(asio::ip::tcp::socket socket,
                          std::shared_ptr<server_context> ctx, bool chunked)
     : socket_(std::move(socket)),
-      executor_(executor_of(socket_)),
-      handoff_(asio::use_service<handoff>(executor_.context())),
-      stall_timer_(executor_),
+      strand_(strand_of(socket_)),
+      stall_timer_(strand_),
       ctx_(std::move(ctx)),
       chunked_(chunked) {
   ctx_->stats->sse_sessions.fetch_add(1, std::memory_order_relaxed);
@@ -131,24 +130,25 @@ void sse_session::bound_kernel_buffers() {
 }
 
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
-  handoff_.post(
-      [self = shared_from_this(), f = std::move(f), stored_ns]() mutable {
-        self->enqueue(std::move(f), true, stored_ns);
-      });
-}
-
-void sse_session::post_replay(std::vector<frame_ptr> fs) {
-  handoff_.post([self = shared_from_this(), fs = std::move(fs)]() mutable {
-    if (self->finished_ || self->closing_)
-      return;
-    for (auto& f : fs)
-      self->queue_.push_back(item{std::move(f), false, 0});
-    self->flush();
+  asio::post(strand_, [self = shared_from_this(), f = std::move(f),
+                       stored_ns]() mutable {
+    self->enqueue(std::move(f), true, stored_ns);
   });
 }
 
+void sse_session::post_replay(std::vector<frame_ptr> fs) {
+  asio::post(strand_,
+             [self = shared_from_this(), fs = std::move(fs)]() mutable {
+               if (self->finished_ || self->closing_)
+                 return;
+               for (auto& f : fs)
+                 self->queue_.push_back(item{std::move(f), false, 0});
+               self->flush();
+             });
+}
+
 void sse_session::post_close(end_cause why) {
-  handoff_.post([self = shared_from_this(), why] {
+  asio::post(strand_, [self = shared_from_this(), why] {
     if (!self->closing_)
       self->close_cause_ = why;
     self->closing_ = true;

@@ -2,12 +2,12 @@
 
 #include "core/frame_sink.hpp"
 #include "core/query.hpp"
-#include "http/handoff.hpp"
 #include "http/server_context.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <array>
 #include <chrono>
@@ -22,18 +22,16 @@ namespace btcstream {
 /// One SSE client's socket, after the HTTP session handed it over. Owns the
 /// queue of unsent frames, enforces --client-queue and --stall-timeout,
 /// coalesces queued frames into one write, and reports only state changes to
-/// its connection actor. Every member runs on the thread of the socket's
-/// `io_context` (one thread per context, `io_pool`); the sink side
-/// (`post_*`) may be called from any thread and reaches that thread through
-/// the context's `handoff`, in batches.
+/// its connection actor. Every member runs on the socket's strand; the sink
+/// side (`post_*`) may be called from any thread.
 class sse_session : public std::enable_shared_from_this<sse_session> {
 public:
   /// The executor of every socket the listener accepts.
-  using executor = boost::asio::io_context::executor_type;
+  using strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
   /// Takes a slot already counted in `ctx->sse_clients`; gives it back when
-  /// destroyed. Throws std::invalid_argument unless the socket runs on an
-  /// `io_context` directly.
+  /// destroyed. Throws std::invalid_argument unless the socket runs on a
+  /// `strand`.
   sse_session(boost::asio::ip::tcp::socket socket,
               std::shared_ptr<server_context> ctx, bool chunked);
   ~sse_session();
@@ -42,7 +40,7 @@ public:
   sse_session& operator=(const sse_session&) = delete;
 
   /// Writes `head` (the response header and the `retry:` field) at once and
-  /// opens the stream from `from`. Call on the socket's thread.
+  /// opens the stream from `from`. Call on the socket's strand.
   void start(std::string header, std::string retry, resume_point from);
 
   /// Thread-safe entry points of the frame sink.
@@ -75,8 +73,7 @@ private:
   void finish(session_state s);
 
   boost::asio::ip::tcp::socket socket_;
-  executor executor_; // the socket's, typed
-  handoff& handoff_;  // to the socket's thread, from any thread
+  strand strand_; // the socket's, typed: posts skip the type-erased executor
   boost::asio::steady_timer stall_timer_;
   std::shared_ptr<server_context> ctx_;
   bool chunked_;
