@@ -19,6 +19,10 @@ namespace btcstream {
 ///   hands them over in batches of up to 64: the broadcaster's fan-out to
 ///   10,000 connections takes the lock about 160 times, not 10,000.
 ///
+/// The batch is why an actor must not block in a handler (none of ours
+/// does): the jobs it scheduled before would wait for the end of its turn
+/// (at most 63 of them; every 64th flushes the batch).
+///
 /// The clock thread (timeouts, delayed messages) is CAF's.
 void use_sharing_scheduler(caf::actor_system_config& cfg);
 
