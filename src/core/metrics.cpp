@@ -52,10 +52,6 @@ double get(const Atomic& a) {
   return static_cast<double>(a.load(relaxed));
 }
 
-} // namespace
-
-namespace {
-
 /// This thread's stripe: threads take the stripes in turn as they first
 /// observe, so the first few threads never share one.
 size_t stripe_of_this_thread(size_t stripes) {

@@ -166,8 +166,8 @@ TEST_CASE("request and response between actors on the workers") {
   self->send_exit(doubler, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a system shuts down with messages still queued, and every actor "
-          "is released") {
+TEST_CASE("an actor that quits with a long mailbox is released when the "
+          "system shuts down") {
   std::weak_ptr<int> alive;
   {
     system_with_scheduler s{2};
