@@ -1,11 +1,13 @@
 // floor_server: the least a server can do to fan one SSE event out over
-// TCP — one thread, epoll, one write(2) per client per event, nothing else
-// (no queue, no timers per client, no actors). compare.py runs it under the
-// same load as btcstream and nginx + nchan: its CPU per delivered event is
-// the kernel's share that no server avoids on this machine. Not a product:
-// a client whose socket is full is simply closed.
+// TCP — epoll, one write(2) per client per event, nothing else (no queue, no
+// timers per client, no actors). compare.py runs it under the same load as
+// btcstream and nginx + nchan: its CPU per delivered event is the kernel's
+// share that no server avoids on this machine. With --threads T the writes
+// of each event are split over T threads (slices of the clients), which
+// bounds the latency any T-thread server can reach under that load. Not a
+// product: a client whose socket is full is simply closed.
 //
-//   floor_server --port P [--interval-ms 1000]
+//   floor_server --port P [--interval-ms 1000] [--threads 1]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <barrier>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -23,7 +26,9 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace {
 
@@ -74,15 +79,18 @@ int listen_on(int port) {
 } // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, interval_ms = 1000;
+  int port = 0, interval_ms = 1000, threads = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--port"))
       port = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--interval-ms"))
       interval_ms = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
   }
-  if (port <= 0 || interval_ms <= 0) {
-    std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS]\n");
+  if (port <= 0 || interval_ms <= 0 || threads < 1 || threads > 64) {
+    std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS] "
+                         "[--threads 1..64]\n");
     return 2;
   }
   rlimit rl{};
@@ -121,6 +129,34 @@ int main(int argc, char** argv) {
     close(fd);
     clients.erase(fd);
   };
+  // One event's fan-out: slice t of `targets` is written by thread t (0 is
+  // this one); the helpers wait at `start` and report at `done`. The map and
+  // epoll are touched by this thread only: failed writes are dropped after.
+  std::string chunk;
+  std::vector<int> targets;
+  std::vector<std::vector<int>> failed(static_cast<size_t>(threads));
+  auto write_slice = [&](int t) {
+    size_t n = targets.size(), k = static_cast<size_t>(threads);
+    size_t from = n * static_cast<size_t>(t) / k;
+    size_t to = n * (static_cast<size_t>(t) + 1) / k;
+    for (size_t i = from; i < to; ++i)
+      if (write(targets[i], chunk.data(), chunk.size())
+          != static_cast<ssize_t>(chunk.size()))
+        failed[static_cast<size_t>(t)].push_back(targets[i]);
+  };
+  std::barrier start(threads), done(threads);
+  bool quit = false; // read by the helpers after `start`
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; ++t)
+    helpers.emplace_back([&, t] {
+      for (;;) {
+        start.arrive_and_wait();
+        if (quit)
+          return;
+        write_slice(t);
+        done.arrive_and_wait();
+      }
+    });
   epoll_event evs[256];
   while (!stop) {
     int n = epoll_wait(ep, evs, 256, 500);
@@ -141,17 +177,21 @@ int main(int argc, char** argv) {
           continue;
         last_id = std::max(now_ms(), last_id + 1);
         price += 0.01;
-        auto chunk = event_chunk(last_id, price);
-        for (auto it = clients.begin(); it != clients.end();) {
-          auto cur = it++;
-          if (!cur->second.streaming)
-            continue;
-          if (write(cur->first, chunk.data(), chunk.size())
-              != static_cast<ssize_t>(chunk.size())) {
+        chunk = event_chunk(last_id, price);
+        targets.clear();
+        for (auto& [c, state] : clients)
+          if (state.streaming)
+            targets.push_back(c);
+        for (auto& f : failed)
+          f.clear();
+        start.arrive_and_wait(); // the helpers write their slices
+        write_slice(0);
+        done.arrive_and_wait();
+        for (auto& f : failed)
+          for (int c : f) {
             ++dropped;
-            drop(cur->first);
+            drop(c);
           }
-        }
       } else {
         char buf[4096];
         auto got = read(fd, buf, sizeof buf);
@@ -175,6 +215,10 @@ int main(int argc, char** argv) {
       }
     }
   }
+  quit = true;
+  start.arrive_and_wait();
+  for (auto& h : helpers)
+    h.join();
   std::fprintf(stderr, "floor_server: %zu clients at the end, %lld dropped\n",
                clients.size(), dropped);
   return 0;

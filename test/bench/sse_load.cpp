@@ -26,6 +26,7 @@
 #include <memory>
 #include <queue>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -108,6 +109,7 @@ struct metric {
 
 struct id_stat {
   steady::time_point first, last; // of live (not replayed) receipts
+  double first_latency_ms = NAN;  // of the first live receipt
   size_t receivers = 0, live = 0;
 };
 
@@ -199,24 +201,48 @@ bool parse_id(const std::string& s, uint64_t& key) {
   return true;
 }
 
+/// Days from 1970-01-01 to the proleptic Gregorian date y-m-d.
+long days_since_epoch(long y, long m, long d) {
+  y -= m <= 2; // count March-based years: the leap day comes last
+  long era = (y >= 0 ? y : y - 399) / 400;
+  long yoe = y - era * 400;
+  long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
 /// The `"timestamp":"2026-11-26T18:45:17.123Z"` of a data line in unix ms
-/// (blanks around the colon allowed).
+/// (blanks around the colon allowed; any number of fraction digits). Parsed
+/// by hand: it runs once per delivered event, and sscanf + timegm cost the
+/// load client more than its read did.
 bool parse_timestamp(const std::string& data, double& ms) {
   static const std::string key = "\"timestamp\"";
   auto pos = data.find(key);
   if (pos != data.npos)
     pos = data.find_first_not_of(" :", pos + key.size());
-  std::tm t{};
-  int frac = 0, a = 0, b = 0;
-  if (pos == data.npos || data[pos] != '"'
-      || std::sscanf(data.c_str() + pos + 1, "%4d-%2d-%2dT%2d:%2d:%2d.%n%d%n",
-                     &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
-                     &t.tm_sec, &a, &frac, &b)
-             < 7)
+  if (pos == data.npos || data[pos] != '"')
     return false;
-  t.tm_year -= 1900;
-  t.tm_mon -= 1;
-  ms = timegm(&t) * 1000.0 + frac * std::pow(10.0, 3 - (b - a));
+  const char* p = data.c_str() + pos + 1;
+  // Fixed width up to the seconds: 2026-11-26T18:45:17
+  static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+  for (size_t i = 0; i + 1 < sizeof shape; ++i)
+    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(p[i]))
+                        : p[i] != shape[i])
+      return false;
+  auto num = [p](int at, int n) {
+    long v = 0;
+    for (int i = at; i < at + n; ++i)
+      v = v * 10 + (p[i] - '0');
+    return v;
+  };
+  long secs = days_since_epoch(num(0, 4), num(5, 2), num(8, 2)) * 86400
+              + num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2);
+  double frac = 0, scale = 1000;
+  if (p[19] == '.')
+    for (const char* f = p + 20; std::isdigit(static_cast<unsigned char>(*f));
+         ++f)
+      frac += (*f - '0') * (scale /= 10);
+  ms = static_cast<double>(secs) * 1000.0 + frac;
   return true;
 }
 
@@ -306,12 +332,23 @@ private:
     on_tick();
   }
 
+  /// Unix ms at `t`, from the wall clock read at the last tick.
+  double wall_ms_at(steady::time_point t) const {
+    using ms = std::chrono::duration<double, std::milli>;
+    return sys_base_ms_ + ms(t - steady_base_).count();
+  }
+
   /// Every 5 ms: start due connects and reconnects, pace churn, expire slow
   /// clients, sample the server, end phases.
   void on_tick() {
     if (finished_)
       return;
     auto now = steady::now();
+    // The wall clock as of `now`: reads derive theirs from the steady clock
+    // (one clock read each); re-based every tick, so a slewing wall clock
+    // moves it by nanoseconds at most.
+    steady_base_ = now;
+    sys_base_ms_ = unix_ms();
     double elapsed = secs(now - t_[0]);
     auto due = std::min(clients_n_, static_cast<size_t>(rate_ * elapsed) + 1);
     while (launched_ < due) {
@@ -532,8 +569,8 @@ private:
         return fail(c, kind_of(ec), ec.message());
       if (ec)
         return end_stream(c, true);
-      now_ = steady::now(); // one receive time per read
-      now_sys_ms_ = unix_ms();
+      now_ = steady::now(); // one receive time per read, one clock read
+      now_sys_ms_ = wall_ms_at(now_);
       if (c.state == phase::head ? head(c, n) : body(c, c.buf, n))
         do_read(c);
     });
@@ -628,10 +665,9 @@ private:
   }
 
   void sse_line(client& c) {
-    std::string l;
-    l.swap(c.line);
+    std::string_view l = c.line; // cleared at the end, its capacity kept
     if (!l.empty() && l.back() == '\r')
-      l.pop_back();
+      l.remove_suffix(1);
     if (l.empty()) { // dispatch
       if (c.id_field)
         c.last_raw = c.raw_id; // EventSource keeps it for Last-Event-ID
@@ -641,22 +677,24 @@ private:
         on_event(c); // a gap event has no id
       c.has_id = c.id_field = false;
       c.data.clear();
-      return;
+    } else {
+      auto colon = l.find(':');
+      auto field = l.substr(0, colon);
+      size_t v = colon == l.npos ? l.size() : colon + 1;
+      v += v < l.size() && l[v] == ' ';
+      auto value = l.substr(v);
+      if (field == "id") {
+        c.raw_id.assign(value);
+        c.id_field = true;
+        c.has_id = parse_id(c.raw_id, c.id);
+      } else if (field == "data") {
+        c.data.append(value);
+      } else if (field == "retry" && !value.empty() && value.size() < 10
+                 && value.find_first_not_of("0123456789") == value.npos) {
+        c.retry_ms = std::stol(std::string(value));
+      } // comments (empty field) and `event` are ignored
     }
-    auto colon = l.find(':');
-    std::string field = l.substr(0, colon);
-    size_t v = colon == l.npos ? l.size() : colon + 1;
-    v += v < l.size() && l[v] == ' ';
-    if (field == "id") {
-      c.raw_id = l.substr(v);
-      c.id_field = true;
-      c.has_id = parse_id(c.raw_id, c.id);
-    } else if (field == "data") {
-      c.data.append(l, v, l.npos);
-    } else if (field == "retry" && v < l.size() && l.size() - v < 10
-               && l.find_first_not_of("0123456789", v) == l.npos) {
-      c.retry_ms = std::stol(l.substr(v));
-    } // comments (empty field) and `event` are ignored
+    c.line.clear();
   }
 
   /// A churn client is done: it closes like a browser tab.
@@ -693,6 +731,8 @@ private:
     if (s.live++ == 0)
       s.first = now_;
     s.last = now_;
+    if (has_ts && s.live == 1)
+      s.first_latency_ms = now_sys_ms_ - ts;
     if (has_ts)
       latencies_.push_back(now_sys_ms_ - ts);
     else
@@ -799,8 +839,8 @@ private:
   std::unordered_map<uint64_t, id_stat> ids_;
   std::vector<double> latencies_;
   std::vector<char> drain_buf_ = std::vector<char>(65536);
-  steady::time_point now_, next_sweep_, next_rss_;
-  double now_sys_ms_ = 0;
+  steady::time_point now_, next_sweep_, next_rss_, steady_base_;
+  double now_sys_ms_ = 0, sys_base_ms_ = 0;
   long rss_max_ = 0;
   // Index 0: start, 1: all clients connected, 2: end.
   steady::time_point t_[3];
@@ -837,13 +877,16 @@ void load::report() {
       spreads.push_back(1000 * secs(s.last - s.first));
     min_recv = std::min(min_recv, s.receivers);
   }
-  // SSE_LOAD_SPREADS=1: each update's fan-out spread on stderr, in id
-  // order (which updates are slow: the first, or any).
+  // SSE_LOAD_SPREADS=1: each update's fan-out spread and the latency of
+  // its first receipt on stderr, in id order (which updates are slow: the
+  // first, or any; and whether they start late or spread wide).
   if (std::getenv("SSE_LOAD_SPREADS"))
     for (auto id : keys)
       if (auto& s = ids_[id]; s.live > 0)
-        std::fprintf(stderr, "sse_load: update %llu: spread %.1f ms\n",
-                     static_cast<unsigned long long>(id),
+        std::fprintf(stderr,
+                     "sse_load: update %llu: first after %.1f ms, spread "
+                     "%.1f ms\n",
+                     static_cast<unsigned long long>(id), s.first_latency_ms,
                      1000 * secs(s.last - s.first));
   double wall = secs(t_[2] - t_[0]);
   double cpu_pct = 100 * (cpu_[2] - cpu_[0]) / wall;
