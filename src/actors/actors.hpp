@@ -27,7 +27,9 @@ using connection_actor = caf::typed_actor<
     // The session ended (closed, slow, stalled), from the HTTP session.
     caf::reacts_to<atom::session, session_state>,
     // The stream reached --max-stream-age: end it cleanly, from itself.
-    caf::reacts_to<atom::retire>>;
+    caf::reacts_to<atom::retire>,
+    // The broadcaster ended for this reason: end too, from the broadcaster.
+    caf::reacts_to<atom::ended, caf::error>>;
 
 /// Fans every stored update out to the subscribed connections and drives
 /// the one heartbeat timer for all of them.

@@ -30,6 +30,7 @@ CAF_ADD_ATOM(btcstream, btcstream::atom, wait, "wait")
 CAF_ADD_ATOM(btcstream, btcstream::atom, poller, "poller")
 CAF_ADD_ATOM(btcstream, btcstream::atom, retire, "retire")
 CAF_ADD_ATOM(btcstream, btcstream::atom, release, "release")
+CAF_ADD_ATOM(btcstream, btcstream::atom, ended, "ended")
 
 CAF_END_TYPE_ID_BLOCK(btcstream)
 

@@ -15,11 +15,12 @@ void forget(broadcaster_state& st, const caf::actor_addr& who) {
     return;
   auto pos = i->second;
   st.index.erase(i);
-  if (pos + 1 != st.subscribers.size()) {
-    st.subscribers[pos] = std::move(st.subscribers.back());
-    st.index[st.subscribers[pos].address()] = pos;
+  auto& subs = *st.subscribers;
+  if (pos + 1 != subs.size()) {
+    subs[pos] = std::move(subs.back());
+    st.index[subs[pos].address()] = pos;
   }
-  st.subscribers.pop_back();
+  subs.pop_back();
 }
 
 /// `anon_send(c, atom::live_v, stored)` with a prebuilt message, which
@@ -49,6 +50,16 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
   self->set_down_handler([self](const caf::down_msg& msg) {
     forget(self->state, msg.source);
   });
+  // The subscribers end with the broadcaster. They do not monitor it: a
+  // monitor is an entry in the monitored actor's list, and each of 10,000
+  // connections ending at once removed its own by a linear search of that
+  // list, O(n^2) in all. The message queues behind the updates already sent
+  // to a connection, so those still reach its client.
+  self->attach_functor(
+      [subs = self->state.subscribers](const caf::error& reason) {
+        for (auto& c : *subs)
+          caf::anon_send(c, atom::ended_v, reason);
+      });
   self->scheduled_send(self, self->state.last_traffic + heartbeat,
                        atom::heartbeat_v);
   return {
@@ -57,16 +68,16 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         auto& st = self->state;
         st.last_forwarded = s.u.id;
         st.last_traffic = self->clock().now();
-        if (st.subscribers.empty())
+        if (st.subscribers->empty())
           return;
         // One probe per fan-out, and one message for every receiver: CAF
         // messages are immutable and reference counted, so each receiver
         // gets only its own mailbox element, not a copy of the update.
         stored out = s;
-        out.probe = std::make_shared<fanout_probe>(st.subscribers.size(),
+        out.probe = std::make_shared<fanout_probe>(st.subscribers->size(),
                                                    s.stored_ns, st.stats.get());
         auto msg = caf::make_message(atom::live_v, std::move(out));
-        for (auto& c : st.subscribers)
+        for (auto& c : *st.subscribers)
           send_shared(self, c, msg);
       },
       // Subscribes a connection, from the connection itself.
@@ -74,8 +85,8 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         auto& st = self->state;
         if (c && st.index.count(c.address()) == 0) {
           self->monitor(c);
-          st.index.emplace(c.address(), st.subscribers.size());
-          st.subscribers.push_back(c);
+          st.index.emplace(c.address(), st.subscribers->size());
+          st.subscribers->push_back(c);
         }
         return st.last_forwarded;
       },
@@ -84,7 +95,7 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         auto& st = self->state;
         auto now = self->clock().now();
         if (now - st.last_traffic >= st.heartbeat) {
-          for (auto& c : st.subscribers)
+          for (auto& c : *st.subscribers)
             self->send(c, atom::heartbeat_v);
           st.last_traffic = now;
         }
@@ -93,7 +104,7 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
       },
       // Health round trip.
       [self](atom::ping) -> uint64_t {
-        return self->state.subscribers.size();
+        return self->state.subscribers->size();
       },
   };
 }

@@ -8,6 +8,7 @@
 #include <caf/timespan.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -15,8 +16,10 @@ namespace btcstream {
 
 /// The broadcaster's state.
 struct broadcaster_state {
-  /// Subscribed connections, iterated for every update.
-  std::vector<connection_actor> subscribers;
+  /// Subscribed connections, iterated for every update; shared with what
+  /// ends them when the broadcaster ends, after this state is gone.
+  std::shared_ptr<std::vector<connection_actor>> subscribers
+      = std::make_shared<std::vector<connection_actor>>();
   /// Position of each subscriber in `subscribers`, for O(1) removal on DOWN.
   std::unordered_map<caf::actor_addr, size_t> index;
   /// Id of the last update forwarded (0 if none): the `upto` of the seam.

@@ -48,27 +48,16 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   stats->connection_actors.fetch_add(1, std::memory_order_relaxed);
   // Whatever ends this actor ends the stream; the reason tells the session
   // what to count.
-  self->attach_functor(
-      [self, b = broadcaster.address(), sink, stats](const caf::error& reason) {
-        // The monitor lives at the broadcaster and holds our address, a weak
-        // reference that would keep this actor's memory allocated for as long
-        // as the broadcaster lives: about 1 KB per client ever connected.
-        self->demonitor(b);
-        stats->connection_actors.fetch_sub(1, std::memory_order_relaxed);
-        if (!reason || reason == caf::exit_reason::normal)
-          sink->close(end_cause::done);
-        else if (reason == caf::exit_reason::user_shutdown)
-          sink->close(end_cause::shutdown);
-        else if (reason == retired())
-          sink->close(end_cause::max_age);
-        else
-          sink->close(end_cause::error);
-      });
-  // The broadcaster's death ends the stream; DOWN's default handler would
-  // only drop the message.
-  self->monitor(broadcaster);
-  self->set_down_handler([self](const caf::down_msg& msg) {
-    self->quit(msg.reason ? msg.reason : caf::exit_reason::normal);
+  self->attach_functor([sink, stats](const caf::error& reason) {
+    stats->connection_actors.fetch_sub(1, std::memory_order_relaxed);
+    if (!reason || reason == caf::exit_reason::normal)
+      sink->close(end_cause::done);
+    else if (reason == caf::exit_reason::user_shutdown)
+      sink->close(end_cause::shutdown);
+    else if (reason == retired())
+      sink->close(end_cause::max_age);
+    else
+      sink->close(end_cause::error);
   });
   if (max_age > caf::timespan::zero())
     self->delayed_send(self, max_age, atom::retire_v);
@@ -136,6 +125,11 @@ connection(connection_actor::stateful_pointer<connection_state> self,
       // The stream reached its age, from itself.
       [self](atom::retire) {
         self->quit(retired());
+      },
+      // The broadcaster ended, which ends the stream (it does not monitor
+      // the broadcaster: see there).
+      [self](atom::ended, const caf::error& reason) {
+        self->quit(reason ? reason : caf::exit_reason::normal);
       },
   };
 }

@@ -42,7 +42,7 @@ struct connection_state {
 /// death ends the actor, and its exit closes the sink.
 /// @param sink the session's frame sink.
 /// @param from the client's resume point.
-/// @param broadcaster live frames; monitored.
+/// @param broadcaster live frames; its `ended` ends this actor.
 /// @param buffer history.
 /// @param max_held bound on frames held while replaying (>= 1).
 /// @param stats the metrics.

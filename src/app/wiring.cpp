@@ -325,8 +325,8 @@ int run_service(const config& given) {
       std::this_thread::sleep_for(cfg.shutdown_grace);
     admin->stop();
 
-    // Shutdown: end the core actors (connections follow through their
-    // monitors and close their sinks), wait for every actor while the Asio
+    // Shutdown: end the core actors (connections follow on the broadcaster's
+    // `ended` and close their sinks), wait for every actor while the Asio
     // threads still run, then let sessions flush and close.
     stopping = true;
     signals.cancel();

@@ -15,6 +15,8 @@ namespace {
 struct received {
   std::vector<uint64_t> ids;
   size_t heartbeats = 0;
+  /// The reasons of every `ended`, and how many ids had come before it.
+  std::vector<std::pair<caf::error, size_t>> ended;
 };
 
 /// A connection that records what the broadcaster sends it.
@@ -31,6 +33,9 @@ connection_actor::behavior_type mock_connection(std::shared_ptr<received> log) {
       },
       [](atom::retire) {
         FAIL_CHECK("the broadcaster never retires a stream");
+      },
+      [log](atom::ended, const caf::error& reason) {
+        log->ended.emplace_back(reason, log->ids.size());
       },
   };
 }
@@ -91,6 +96,26 @@ TEST_CASE("the broadcaster forgets a connection that died") {
   f.publish(0);
   CHECK(a->ids.empty());
   CHECK_EQ(b->ids.size(), 1u);
+}
+
+TEST_CASE("the broadcaster's end reaches every subscriber, with its reason, "
+          "after the updates sent before") {
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto b = std::make_shared<received>();
+  auto [ca, ua] = f.subscribe(a);
+  auto [cb, ub] = f.subscribe(b);
+  auto u = make_update(0, 1);
+  caf::anon_send(f.b, atom::publish_v, stored{u, encode_update(u), 0, nullptr});
+  f.step(f.b); // the update goes out; neither subscriber has run yet
+  caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
+  f.step(f.b);
+  f.run();
+  for (auto* r : {a.get(), b.get()}) {
+    REQUIRE_EQ(r->ended.size(), 1u);
+    CHECK(r->ended[0].first == caf::exit_reason::user_shutdown);
+    CHECK_EQ(r->ended[0].second, 1u); // after the update
+  }
 }
 
 TEST_CASE("one heartbeat goes to everybody after a silence, none while "

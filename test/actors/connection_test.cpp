@@ -135,6 +135,28 @@ TEST_CASE("the broadcaster's death ends every connection and closes its "
   CHECK(s2->closed);
 }
 
+TEST_CASE("updates already on their way reach the client before the "
+          "broadcaster's death ends the stream") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  f.send_update(1);
+  f.step(f.buf); // stores it and hands it to the broadcaster
+  f.step(f.b);   // which sends it to the connection, not yet run
+  caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
+  f.step(f.b); // dies first: `ended` queues behind the update
+  f.run();
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(1)});
+  CHECK(sink->closed_with == end_cause::shutdown);
+}
+
+TEST_CASE("a broadcaster that fails ends its streams as errors") {
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  caf::anon_send_exit(f.b, caf::exit_reason::kill);
+  f.run();
+  CHECK(sink->closed_with == end_cause::error);
+}
+
 TEST_CASE("heartbeats reach the client as `: hb` comments") {
   connection_fixture f;
   auto [c, sink] = f.connect(resume_point{});

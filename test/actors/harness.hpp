@@ -100,6 +100,13 @@ struct fixture {
 
   /// Runs every pending job (no timers).
   size_t run() { return sched->run(); }
+  /// Runs exactly one job of `who`.
+  template<class Handle>
+  void step(const Handle& who) {
+    if (!sched->prioritize(who))
+      throw std::logic_error("no job for this actor");
+    sched->run_once();
+  }
   /// Moves both clocks forward, fires due timers, runs every job.
   void advance(std::chrono::milliseconds d);
   /// Remembers an actor to kill at the end of the test.
@@ -146,13 +153,6 @@ struct core_fixture : fixture {
   /// Spawns a connection with a fresh sink and runs it.
   std::pair<connection_actor, std::shared_ptr<recording_sink>>
   connect(resume_point from);
-  /// Runs exactly one job of `who`.
-  template<class Handle>
-  void step(const Handle& who) {
-    if (!sched->prioritize(who))
-      throw std::logic_error("no job for this actor");
-    sched->run_once();
-  }
 
   /// A resume point after `id`, as a client would give it.
   static resume_point after(uint64_t id);

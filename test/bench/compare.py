@@ -885,6 +885,7 @@ class Bench:
             r = run_load(work, srv, clients, events, **load)
             r["server_alive_at_end"] = srv.alive()
             if kind == "btcstream":
+                teardown(srv, r)
                 r["metrics_end"] = live_objects(srv.port)
             self.results[label] = r
             shutil.rmtree(work, ignore_errors=True)
@@ -1429,6 +1430,25 @@ def metric(body, name):
         if len(parts) == 2 and parts[0] == name:
             return float(parts[1])
     return None
+
+
+def teardown(srv, r):
+    """The server's CPU from the end of the load (all clients still open)
+    until every connection actor has gone: what a mass disconnect costs."""
+    start = r.get("server_cpu_s_total_end")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and srv.alive():
+        if live_objects(srv.port).get("connection_actor", 1) == 0:
+            break
+        time.sleep(0.2)
+    else:
+        return
+    if start is not None:
+        r["server_teardown_cpu_ms"] = round(
+            (proc_cpu_s(srv.pids()) - start) * 1000, 1)
+        log("compare: %d clients gone, server CPU %.0f ms from the end of "
+            "the load" % (r.get("connect_open_at_end", 0),
+                          r["server_teardown_cpu_ms"]))
 
 
 def live_objects(port):

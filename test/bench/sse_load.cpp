@@ -977,6 +977,9 @@ void load::report() {
     {"server", "rss_kb_end", rss[2]},
     {"server", "bytes_per_client", std::round(rss_delta / open_at_connected_)},
     {"server", "cpu_s", srv_cpu},
+    // At the end, before the clients close: what their teardown costs is
+    // measured from here (compare.py).
+    {"server", "cpu_s_total_end", whole[2] ? srv_[2].cpu_s : NAN},
     {"server", "us_per_event", srv_cpu * 1e6 / events_in_phase_},
     {"server", "pids_missing", pids ? srv_[2].missing : NAN},
   };
