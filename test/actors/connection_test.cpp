@@ -106,6 +106,8 @@ TEST_CASE("an ended connection leaves nothing of itself at the broadcaster") {
   // address, a weak reference that keeps the observer's memory allocated:
   // a connection that never removed its monitor of the broadcaster leaked
   // about 1 KB per client ever connected (found by the churn benchmark).
+  // Connections no longer monitor it at all; this keeps any reference
+  // from coming back.
   connection_fixture f;
   auto sink = std::make_shared<recording_sink>();
   // Not through the fixture, which keeps a handle to stop it at the end.

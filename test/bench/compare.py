@@ -1441,7 +1441,7 @@ def teardown(srv, r):
         if live_objects(srv.port).get("connection_actor", 1) == 0:
             break
         time.sleep(0.2)
-    else:
+    else:  # still not gone after 20 s, or the server died: nothing to say
         return
     if start is not None:
         r["server_teardown_cpu_ms"] = round(
