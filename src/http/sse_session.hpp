@@ -62,6 +62,9 @@ private:
 
   void bound_kernel_buffers();
   void enqueue(frame_ptr f, bool counted, int64_t stored_ns);
+  bool idle() const;
+  bool write_alone(const std::string& frame, int64_t stored_ns,
+                   size_t& written);
   void flush();
   bool next_batch();
   void consume(size_t n);

@@ -33,6 +33,20 @@ def server_side_state(server_port, client_port):
     return None
 
 
+def server_side_send_queue(server_port, client_port):
+    """The bytes the kernel holds for the client on the server's end of a
+    loopback connection (tx_queue in /proc/net/tcp); None if it is gone."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == server_port and \
+                    int(remote.split(":")[1], 16) == client_port:
+                return int(fields[4].split(":")[0], 16)
+    return None
+
+
 class StalledClientCase(ServiceCase):
     """Helpers: wait for the server to close a client, drain it, resume."""
 
@@ -91,6 +105,46 @@ class SlowClientTest(StalledClientCase):
         last = self.drain(conn)
         self.check_resume_loses_nothing(svc, ref, last)
         self.assertFalse(ref.closed, "the reading client must stay open")
+
+    def test_a_paused_reader_gets_every_frame_whole_when_it_reads_again(self):
+        # Once the client's window and the server's send buffer are full,
+        # the server's writes stop, one of them mid-frame: the rest of that
+        # frame must go out first when the client reads again, then the
+        # frames queued meanwhile, nothing lost, cut or repeated.
+        up = self.start_upstream()
+        svc = self.start_service(up, "--client-queue", "10MiB",
+                                 "--stall-timeout", "10min")
+        ref = self.collect(svc)
+        conn = self.open_non_reader(svc)
+        self.wait_writes_blocked(svc, ref, conn)
+        response = conn.read_head(5)
+        self.assertEqual(response.status, 200)
+        stream = SseStream(conn, response)
+        target = ref.ids()[-1]
+        got = stream.read_until(lambda e: e.is_update and e.int_id >= target,
+                                timeout=20)
+        updates = [e for e in got if e.is_update]
+        expected = [e for e in ref.updates()
+                    if updates[0].int_id <= e.int_id <= target]
+        self.assertGreater(len(expected), 100, "a backlog was queued")
+        self.assertEqual([e.raw for e in updates], [e.raw for e in expected])
+        self.assertFalse(ref.closed, "the reading client must stay open")
+
+    def wait_writes_blocked(self, svc, ref, conn):
+        """Until the server's end of `conn` holds bytes it cannot send and
+        takes no more while 10 updates go out to `ref`."""
+        deadline = time.monotonic() + 20
+        while True:
+            before = server_side_send_queue(svc.port, conn.local_port)
+            ids = len(ref.ids())
+            self.wait_until(lambda: len(ref.ids()) >= ids + 10, 5,
+                            "10 updates on the reference stream")
+            after = server_side_send_queue(svc.port, conn.local_port)
+            if before and before == after:
+                return
+            if time.monotonic() > deadline:
+                self.fail("the server's writes to a client that does not "
+                          "read never blocked (send queue %s)" % after)
 
     def test_stalled_client_is_closed_after_stall_timeout_and_resumes(self):
         up = self.start_upstream()
