@@ -60,6 +60,7 @@ COLUMNS = [
     ("fanout_ms_p50", "spread ms", "{:.1f}"),
     ("server_bytes_per_client", "B/client", "{:.0f}"),
     ("server_us_per_event", "srv µs/ev", "{:.2f}"),
+    ("server_sys_us_per_event", "of it kernel", "{:.2f}"),
     ("server_rss_mb_end", "RSS MB", "{:.1f}"),
     ("client_event_cpu_pct", "load cpu%", "{:.0f}"),
 ]
@@ -356,6 +357,9 @@ def merge(results):
     if len(results) > 1 and m.get("server_cpu_s") is not None:
         m["server_us_per_event"] = m["server_cpu_s"] * 1e6 / max(
             1, m["events_in_phase"])
+        if m.get("server_sys_s") is not None:
+            m["server_sys_us_per_event"] = m["server_sys_s"] * 1e6 / max(
+                1, m["events_in_phase"])
         opened = m["connect_open_at_end"] or 1
         if m.get("server_rss_kb_connected") and m.get("server_rss_kb_start"):
             m["server_bytes_per_client"] = round(
@@ -1368,8 +1372,9 @@ class Bench:
             for label, kind, args in runs:
                 got[label].append(self.one("cores/%s/%d" % (label, rnd),
                                            kind, n, ev, args=args))
-        keys = ("server_us_per_event", "latency_ms_p50", "latency_ms_p99",
-                "fanout_ms_p50", "server_bytes_per_client")
+        keys = ("server_us_per_event", "server_sys_us_per_event",
+                "latency_ms_p50", "latency_ms_p99", "fanout_ms_p50",
+                "server_bytes_per_client")
         med = {}
         for label, rs in got.items():
             med[label] = {k: statistics.median(r[k] for r in rs)

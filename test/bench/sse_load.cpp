@@ -113,11 +113,13 @@ struct id_stat {
   size_t receivers = 0, live = 0;
 };
 
-/// VmRSS (kB) and utime + stime (s), summed over processes; a process that
-/// cannot be read (gone) counts as 0 and in `missing`.
+/// VmRSS (kB), utime + stime (s) and stime alone (the kernel's share),
+/// summed over processes; a process that cannot be read (gone) counts as 0
+/// and in `missing`.
 struct proc_sample {
   long rss_kb = 0;
   double cpu_s = 0;
+  double sys_s = 0;
   int missing = 0;
 };
 
@@ -145,6 +147,7 @@ proc_sample sample_procs(const std::vector<long>& pids) {
     }
     s.rss_kb += rss;
     s.cpu_s += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
+    s.sys_s += static_cast<double>(st) / sysconf(_SC_CLK_TCK);
   }
   return s;
 }
@@ -904,6 +907,7 @@ void load::report() {
     whole[i] = pids && srv_[i].missing == 0;
   }
   double srv_cpu = whole[1] && whole[2] ? srv_[2].cpu_s - srv_[1].cpu_s : NAN;
+  double srv_sys = whole[1] && whole[2] ? srv_[2].sys_s - srv_[1].sys_s : NAN;
   double rss_delta = whole[0] && whole[1] ? (rss[1] - rss[0]) * 1024.0 : NAN;
   std::printf("sse_load %s:%s%s  clients %zu  rate %s/s  sources %u from "
               ".%u  events %d",
@@ -981,6 +985,8 @@ void load::report() {
     // measured from here (compare.py).
     {"server", "cpu_s_total_end", whole[2] ? srv_[2].cpu_s : NAN},
     {"server", "us_per_event", srv_cpu * 1e6 / events_in_phase_},
+    {"server", "sys_s", srv_sys},
+    {"server", "sys_us_per_event", srv_sys * 1e6 / events_in_phase_},
     {"server", "pids_missing", pids ? srv_[2].missing : NAN},
   };
   // clang-format on
