@@ -62,6 +62,16 @@ private:
   std::weak_ptr<sse_session> session_;
 };
 
+/// Writes "<hex size>\r\n" to `buf`; returns its length. `to_chars`, not
+/// `snprintf`: this runs for every write.
+size_t chunk_size_line(std::array<char, 24>& buf, size_t size) {
+  auto* p
+      = std::to_chars(buf.data(), buf.data() + buf.size() - 2, size, 16).ptr;
+  *p++ = '\r';
+  *p++ = '\n';
+  return static_cast<size_t>(p - buf.data());
+}
+
 sse_session::strand strand_of(asio::ip::tcp::socket& s) {
   auto ex = s.get_executor();
   if (auto* st = ex.target<sse_session::strand>())
@@ -193,15 +203,9 @@ bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
   std::array<char, 24> head{};
   std::array<asio::const_buffer, 3> out;
   size_t n_bufs = 0;
-  if (chunked_) {
-    auto* p = std::to_chars(head.data(), head.data() + head.size() - 2,
-                            frame.size(), 16)
-                  .ptr;
-    *p++ = '\r';
-    *p++ = '\n';
+  if (chunked_)
     out[n_bufs++]
-        = asio::buffer(head.data(), static_cast<size_t>(p - head.data()));
-  }
+        = asio::buffer(head.data(), chunk_size_line(head, frame.size()));
   out[n_bufs++] = asio::buffer(frame);
   if (chunked_)
     out[n_bufs++] = asio::buffer(crlf.data(), crlf.size());
@@ -291,15 +295,9 @@ bool sse_session::next_batch() {
   size_t total = 0;
   for (auto& i : queue_)
     total += i.frame->size();
-  if (chunked_) {
-    // "<hex size>\r\n"; to_chars, not snprintf: this runs for every write.
-    auto* end = chunk_head_.data() + chunk_head_.size();
-    auto* p = std::to_chars(chunk_head_.data(), end - 2, total, 16).ptr;
-    *p++ = '\r';
-    *p++ = '\n';
-    bufs_.emplace_back(asio::buffer(
-        chunk_head_.data(), static_cast<size_t>(p - chunk_head_.data())));
-  }
+  if (chunked_)
+    bufs_.emplace_back(
+        asio::buffer(chunk_head_.data(), chunk_size_line(chunk_head_, total)));
   batch_.reserve(queue_.size());
   for (auto& i : queue_) {
     bufs_.emplace_back(asio::buffer(*i.frame));

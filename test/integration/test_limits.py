@@ -19,9 +19,10 @@ from client import (RawConnection, SseStream, StreamClosed, build_request,
 TCP_ESTABLISHED = 1
 
 
-def server_side_state(server_port, client_port):
-    """The TCP state of the server's end of a loopback connection, from
-    /proc/net/tcp (1 = ESTABLISHED); None once the socket is gone."""
+def server_side_socket(server_port, client_port):
+    """The server's end of a loopback connection in /proc/net/tcp, as
+    (TCP state, bytes the kernel holds to send: tx_queue); None once the
+    socket is gone. State 1 is ESTABLISHED."""
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
@@ -29,22 +30,23 @@ def server_side_state(server_port, client_port):
             local, remote = fields[1], fields[2]
             if int(local.split(":")[1], 16) == server_port and \
                     int(remote.split(":")[1], 16) == client_port:
-                return int(fields[3], 16)
+                return (int(fields[3], 16),
+                        int(fields[4].split(":")[0], 16))
     return None
+
+
+def server_side_state(server_port, client_port):
+    """The TCP state of the server's end (1 = ESTABLISHED); None once the
+    socket is gone."""
+    socket_ = server_side_socket(server_port, client_port)
+    return socket_[0] if socket_ else None
 
 
 def server_side_send_queue(server_port, client_port):
-    """The bytes the kernel holds for the client on the server's end of a
-    loopback connection (tx_queue in /proc/net/tcp); None if it is gone."""
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            local, remote = fields[1], fields[2]
-            if int(local.split(":")[1], 16) == server_port and \
-                    int(remote.split(":")[1], 16) == client_port:
-                return int(fields[4].split(":")[0], 16)
-    return None
+    """The bytes the kernel holds for the client on the server's end; None
+    once the socket is gone."""
+    socket_ = server_side_socket(server_port, client_port)
+    return socket_[1] if socket_ else None
 
 
 class StalledClientCase(ServiceCase):
