@@ -39,7 +39,27 @@ def main():
     result = unittest.TextTestRunner(verbosity=2,
                                      failfast=args.failfast).run(suite)
     print("service logs: %s" % service.log_dir(), flush=True)
+    print_failure_summary(result)
     return 0 if result.wasSuccessful() else 1
+
+
+def print_failure_summary(result):
+    """One short line per failed test, last: CI shows only the end of the
+    output, and a failure's message can be a whole scrape long."""
+    failed = [("FAIL", t, tb) for t, tb in result.failures] + \
+        [("ERROR", t, tb) for t, tb in result.errors]
+    if not failed:
+        return
+    print("\nfailed tests (%d):" % len(failed))
+    for kind, test, tb in failed:
+        lines = tb.rstrip().splitlines()
+        # The exception line: the first one after the last stack frame.
+        first = next((i for i in range(len(lines) - 1, -1, -1)
+                      if lines[i].startswith("  ")), -1) + 1
+        what = lines[first] if first < len(lines) else lines[-1]
+        if len(what) > 240:
+            what = what[:240] + "..."
+        print("  %s %s\n      %s" % (kind, test.id(), what))
 
 
 if __name__ == "__main__":
