@@ -173,6 +173,13 @@ class ServiceCase(unittest.TestCase):
         self.assertTrue(upstream.wait_requests(n + 2, 5),
                         "the service stopped polling")
         time.sleep(0.1)  # let the last stored frame reach the collector
+        served = [p for _, p, delayed in upstream.served() if not delayed]
+        if collector and served:
+            # A slowed service (ASan under load) may need longer. Not an
+            # assertion: a poll the service timed out stored no frame.
+            collector.wait_for(lambda evs: any(
+                e.is_update and e.json()["price"] == served[-1]
+                for e in evs), 2)
         return collector.ids() if collector else None
 
     def assert_json_error(self, response, status):

@@ -33,8 +33,12 @@ class RetryScheduleTest(ServiceCase):
         self.assertTrue(up.wait_requests(4, 6), "no retries after a 500")
         times = [t for t, _, _, _ in up.requests()]
         fail_at = times[1]
-        self.assertAlmostEqual(fail_at - grid, 2.0, delta=0.15,
+        # The first poll also connected, in a service still starting (so it
+        # can come late under ASan and load); the phases below are taken
+        # from this second tick, which goes out on the kept-alive connection.
+        self.assertAlmostEqual(fail_at - grid, 2.0, delta=0.25,
                                msg="the second tick is off the 2 s grid")
+        grid = fail_at - 2.0
         first, second = gaps(times[1:4])
         self.assertTrue(0.19 <= first <= 0.33,
                         "first retry %.3f s after a 500; want 0.2-0.3 s"
@@ -65,7 +69,7 @@ class RetryScheduleTest(ServiceCase):
         # jitter) after a failed tick that starts before the next tick; a
         # retry after a tick would show up just after it.
         windows = [(0.18, 0.32), (0.58, 0.92), (1.38, 2.0)]
-        for t in times:
+        for t in times[1:]:  # after the first poll, checked above
             phase = (t - grid) % 2.0
             on_grid = phase < 0.08 or phase > 1.92
             self.assertTrue(on_grid or any(a <= phase <= b
@@ -127,18 +131,20 @@ class SlowAndBrokenAnswersTest(ServiceCase):
 
 
 class StaleKeepAliveTest(ServiceCase):
-    interval = "200ms"
+    # 500 ms: a tick without an update shows as 1 s between updates, and a
+    # poll that is merely late (connect, ASan under load) stays below 0.8 s.
+    interval = "500ms"
 
     def check_every_tick_updates(self, up, svc, ref):
         start = time.monotonic()
         self.assertTrue(ref.wait_updates(1, 5))
         first = len(ref.updates())
-        time.sleep(2.0)
+        time.sleep(3.0)
         frames = self.frames(ref.updates())[first - 1:]
-        self.assertGreaterEqual(len(frames), 9,
-                                "%d updates in 2 s at 200 ms" % len(frames))
+        self.assertGreaterEqual(len(frames), 6,
+                                "%d updates in 3 s at 500 ms" % len(frames))
         spacing = gaps([f.ts_ms / 1000 for f in frames])
-        self.assertLess(max(spacing), 0.33,
+        self.assertLess(max(spacing), 0.8,
                         "a tick without update: %.3f s between updates"
                         % max(spacing))
         self.assertNotIn("no usable answer", svc.log(),

@@ -7,6 +7,7 @@ import unittest
 from case import ServiceCase
 
 HEARTBEAT = "300ms"
+QUIET_HEARTBEAT = "1s"  # where a heartbeat must not come while updates flow
 
 
 class HeartbeatTest(ServiceCase):
@@ -40,7 +41,10 @@ class HeartbeatTest(ServiceCase):
 
     def test_no_heartbeat_while_updates_flow_faster(self):
         up = self.start_upstream()
-        svc = self.start_service(up, "--heartbeat", HEARTBEAT,
+        # Updates every 100 ms, a heartbeat after 1 s without one: a service
+        # stalled for a few hundred ms (ASan under load) must not read as a
+        # heartbeat sent between updates.
+        svc = self.start_service(up, "--heartbeat", QUIET_HEARTBEAT,
                                  interval="100ms")
         stream = self.open_ok_stream(svc)
         events = self.read_for(stream, 2.0)
@@ -50,11 +54,11 @@ class HeartbeatTest(ServiceCase):
 
     def test_heartbeats_start_when_updates_stop_and_stop_when_they_resume(self):
         up = self.start_upstream()
-        svc = self.start_service(up, "--heartbeat", HEARTBEAT)
+        svc = self.start_service(up, "--heartbeat", QUIET_HEARTBEAT)
         stream = self.open_ok_stream(svc)
         self.read_frames(stream, 2)
         up.pause()
-        events = stream.read_until(lambda e: e.is_heartbeat, timeout=2.0)
+        events = stream.read_until(lambda e: e.is_heartbeat, timeout=3.0)
         self.assertTrue(all(e.is_update for e in events[:-1]), repr(events))
         up.resume()
         stream.read_until(lambda e: e.is_update, timeout=2.0)

@@ -241,7 +241,13 @@ class OutOfDescriptorsTest(ServiceCase):
             used = self.cpu_seconds(svc.proc.pid) - before
             self.assertLess(used, 0.5, "the server spun on EMFILE: %.2f s of "
                             "CPU in 2 s" % used)
-            self.assertEqual(svc.log().count("cannot accept"), 1,
+            # One line per run of accept failures. A run can end early: a
+            # poll that times out closes the upstream connection, and the
+            # listener takes that descriptor before failing again.
+            log = svc.log()
+            self.assertGreaterEqual(log.count("cannot accept"), 1, log)
+            self.assertEqual(log.count("cannot accept"),
+                             log.count("accepts again") + 1,
                              "one log line per run of accept failures")
         finally:
             for s in hogs:

@@ -240,7 +240,12 @@ class LevelTest(LogCase):
             resumed = self.open_ok_stream(
                 svc, headers=[("Last-Event-ID", str(last))])
             resumed.close()
-            time.sleep(0.3)
+            if shown:  # both closes seen, however slow the service
+                self.wait_until(lambda: svc.log().count(
+                    "sse session ends: client_closed") == 2, 5,
+                    "two client_closed lines")
+            else:
+                time.sleep(0.3)
             self.stop(svc)
             entries = self.text_lines(svc)
             opens = self.msgs(entries, "debug", "http session opens a stream")
