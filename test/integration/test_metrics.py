@@ -488,7 +488,10 @@ class EventMetricsTest(MetricsCase):
             nonlocal replayed, gaps
             stream = self.open_ok_stream(svc, target, headers)
             events = []
-            try:
+            try:  # what is expected, however slow; then 0.4 s of nothing
+                while sum(1 for e in events if e.is_update) < frames or (
+                        gap and not any(e.is_gap for e in events)):
+                    events.append(stream.next_event(5))
                 while True:
                     events.append(stream.next_event(0.4))
             except socket.timeout:

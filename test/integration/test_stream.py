@@ -141,8 +141,11 @@ class UpdateFrameTest(ServiceCase):
         up = self.start_upstream()
         svc = self.start_service(up, interval="1s")
         self.assertTrue(up.wait_valid(2, 5), "no two polls within 5 s")
-        time.sleep(0.2)  # stored, and the next poll is ~0.8 s away
         latest = up.valid_prices()[-1]
+        # Stored (the next poll is ~0.8 s away): however slow the service.
+        self.wait_until(lambda: self.request(
+            svc, "GET", "/api/v1/price").json()["price"] == latest, 2,
+            "the second price stored")
         stream = self.open_ok_stream(svc)
         start = time.monotonic()
         first = self.frame(stream.next_event(1.0))
