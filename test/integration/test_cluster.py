@@ -380,6 +380,9 @@ class RedisRestartTest(ClusterCase):
         cols = [self.collect(a), self.collect(a), self.collect(b)]
         for c in cols:
             self.assertTrue(c.wait_updates(5, 5))
+        # Nothing is appended from here to the restart, however long the
+        # steps take: `top` is the last id before it.
+        self.pause_upstream(up)
         before = self.log_entries(redis)
         top = before[-1].id
         for c in cols:
@@ -387,6 +390,7 @@ class RedisRestartTest(ClusterCase):
         t_down = time.time()
         redis.restart(keep_data=False)
         t_up = time.time()
+        up.resume()
         for c in cols:
             self.wait_collector_id(c, top, 10, "a client across the restart")
             self.assertTrue(c.wait_updates(len(c.ids()) + 4, 5))
