@@ -245,7 +245,6 @@ class OutOfDescriptorsTest(ServiceCase):
             # poll that times out closes the upstream connection, and the
             # listener takes that descriptor before failing again.
             log = svc.log()
-            self.assertGreaterEqual(log.count("cannot accept"), 1, log)
             self.assertEqual(log.count("cannot accept"),
                              log.count("accepts again") + 1,
                              "one log line per run of accept failures")
