@@ -16,98 +16,6 @@ const caf::error& retired() {
   return e;
 }
 
-/// The execution unit of a connection actor whose sink runs jobs: the
-/// actor's turns are the sink's jobs, and what else it schedules (the actors
-/// it sends to) goes to CAF's scheduler. CAF schedules an actor with the
-/// execution unit it is given, i.e. the sender's, so the actor below passes
-/// this one instead, whoever sends.
-class sink_unit final : public caf::execution_unit, public sink_job {
-public:
-  sink_unit(caf::actor_system& sys, caf::resumable* owner,
-            std::shared_ptr<frame_sink> sink)
-      : caf::execution_unit(&sys), owner_(owner), sink_(std::move(sink)) {}
-
-  // With a reference to the job, which its turn or CAF's scheduler keeps.
-  void exec_later(caf::resumable* job) override {
-    if (job == owner_)
-      sink_->schedule(*this);
-    else
-      system().scheduler().enqueue(job);
-  }
-
-  void run() override {
-    auto* job = owner_;
-    switch (job->resume(this, system().scheduler().max_throughput())) {
-    case caf::resumable::resume_later:
-      sink_->schedule(*this);
-      break;
-    case caf::resumable::done:
-    case caf::resumable::awaiting_message:
-      // May destroy the actor, and this unit with it.
-      intrusive_ptr_release(job);
-      break;
-    case caf::resumable::shutdown_execution_unit:
-      break;
-    }
-  }
-
-  // The session or its I/O threads are gone: on to CAF's scheduler, with
-  // the reference.
-  void drop() override { system().scheduler().enqueue(owner_); }
-
-private:
-  caf::resumable* owner_;
-  std::shared_ptr<frame_sink> sink_;
-};
-
-/// `connection`, scheduled on its sink.
-class connection_on_sink final
-    : public caf::stateful_actor<connection_state, connection_actor::base> {
-public:
-  using super = caf::stateful_actor<connection_state, connection_actor::base>;
-
-  connection_on_sink(caf::actor_config& cfg, std::shared_ptr<frame_sink> sink,
-                     resume_point from, broadcaster_actor broadcaster,
-                     buffer_actor buffer, size_t max_held,
-                     std::shared_ptr<metrics> stats, caf::timespan max_age)
-      : super(cfg),
-        unit_(home_system(), this, sink),
-        sink_(std::move(sink)),
-        from_(std::move(from)),
-        broadcaster_(std::move(broadcaster)),
-        buffer_(std::move(buffer)),
-        max_held_(max_held),
-        stats_(std::move(stats)),
-        max_age_(max_age) {}
-
-  using super::enqueue;
-
-  void enqueue(caf::mailbox_element_ptr ptr, caf::execution_unit*) override {
-    super::enqueue(std::move(ptr), &unit_);
-  }
-
-  void launch(caf::execution_unit*, bool lazy, bool hide) override {
-    super::launch(&unit_, lazy, hide);
-  }
-
-  behavior_type make_behavior() override {
-    return connection(this, std::move(sink_), std::move(from_),
-                      std::exchange(broadcaster_, {}),
-                      std::exchange(buffer_, {}), max_held_, std::move(stats_),
-                      max_age_);
-  }
-
-private:
-  sink_unit unit_;
-  std::shared_ptr<frame_sink> sink_;
-  resume_point from_;
-  broadcaster_actor broadcaster_;
-  buffer_actor buffer_;
-  size_t max_held_;
-  std::shared_ptr<metrics> stats_;
-  caf::timespan max_age_;
-};
-
 void give_up(connection_actor::stateful_pointer<connection_state> self,
              const caf::error& err, const char* step) {
   log(log_level::warn, std::string{"connection ends: "} + step
@@ -224,20 +132,6 @@ connection(connection_actor::stateful_pointer<connection_state> self,
         self->quit(reason ? reason : caf::exit_reason::normal);
       },
   };
-}
-
-connection_actor
-spawn_connection(caf::actor_system& sys, std::shared_ptr<frame_sink> sink,
-                 resume_point from, broadcaster_actor broadcaster,
-                 buffer_actor buffer, size_t max_held,
-                 std::shared_ptr<metrics> stats, caf::timespan max_age) {
-  if (sink && sink->runs_jobs())
-    return sys.spawn<connection_on_sink>(
-        std::move(sink), std::move(from), std::move(broadcaster),
-        std::move(buffer), max_held, std::move(stats), max_age);
-  return sys.spawn(connection, std::move(sink), std::move(from),
-                   std::move(broadcaster), std::move(buffer), max_held,
-                   std::move(stats), max_age);
 }
 
 } // namespace btcstream

@@ -6,7 +6,6 @@
 #include "core/query.hpp"
 #include "core/seam.hpp"
 
-#include <caf/fwd.hpp>
 #include <caf/timespan.hpp>
 
 #include <cstddef>
@@ -54,17 +53,5 @@ connection(connection_actor::stateful_pointer<connection_state> self,
            std::shared_ptr<frame_sink> sink, resume_point from,
            broadcaster_actor broadcaster, buffer_actor buffer, size_t max_held,
            std::shared_ptr<metrics> stats, caf::timespan max_age);
-
-/// Spawns `connection`. When the sink runs jobs (the HTTP session), the actor
-/// runs there, on its socket's strand: a live message then reaches the
-/// socket in one hand-off between threads (mailbox and strand) instead of
-/// two (mailbox and CAF's scheduler, then the strand), and the frames it
-/// delivers are written in the same turn. Otherwise it runs on CAF's
-/// scheduler, as every other actor.
-connection_actor
-spawn_connection(caf::actor_system& sys, std::shared_ptr<frame_sink> sink,
-                 resume_point from, broadcaster_actor broadcaster,
-                 buffer_actor buffer, size_t max_held,
-                 std::shared_ptr<metrics> stats, caf::timespan max_age);
 
 } // namespace btcstream

@@ -347,19 +347,6 @@ int run_service(const config& given) {
     ioc.stop();
     for (auto& t : io)
       t.join();
-    // Connection actors run on their sessions' strands. From now on they run
-    // on CAF's scheduler instead; one whose turn was posted to a strand
-    // before that (a stream a late request opened) has it run here, or the
-    // actor system would wait for it forever.
-    ctx->io_stopped = true;
-    auto last_turns
-        = std::chrono::steady_clock::now() + std::chrono::seconds{2};
-    while (stats->connection_actors.load() > 0
-           && std::chrono::steady_clock::now() < last_turns) {
-      ioc.restart();
-      ioc.poll();
-      std::this_thread::sleep_for(std::chrono::milliseconds{1});
-    }
     // Only now, with no Asio thread left to open a stream: drop the port's
     // actor handles before the actor system goes.
     ctx->streams.reset();

@@ -3,7 +3,6 @@
 #include "core/update.hpp"
 
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 namespace btcstream {
@@ -25,47 +24,8 @@ enum class end_cause {
   max_age,  ///< the stream reached --max-stream-age (the client resumes)
 };
 
-/// Work that a sink runs where it writes its frames (the HTTP session's
-/// strand): a connection actor's turns, so that the frames it delivers reach
-/// the socket without another hand-off between threads.
-struct sink_job {
-  /// Does the work, where the sink writes.
-  virtual void run() = 0;
-  /// The sink cannot run the work (its session or its I/O threads are
-  /// gone): it must run elsewhere.
-  virtual void drop() = 0;
-
-protected:
-  ~sink_job() = default;
-};
-
-/// A `sink_job` as an executor's handler: invoking it runs the job, and
-/// destroying it uninvoked (an executor that stopped discards what it still
-/// holds) drops the job. So each job posted is run or dropped, once.
-class posted_job {
-public:
-  explicit posted_job(sink_job& j) noexcept : job_(&j) {}
-  posted_job(posted_job&& other) noexcept
-      : job_(std::exchange(other.job_, nullptr)) {}
-  posted_job(const posted_job&) = delete;
-  posted_job& operator=(const posted_job&) = delete;
-  posted_job& operator=(posted_job&&) = delete;
-  ~posted_job() {
-    if (job_)
-      job_->drop();
-  }
-
-  void operator()() {
-    if (auto* j = std::exchange(job_, nullptr))
-      j->run();
-  }
-
-private:
-  sink_job* job_;
-};
-
 /// Where a connection actor writes its frames. Implemented by the HTTP
-/// session (on its strand) and by the tests' recording sinks.
+/// session (posting onto its strand) and by the tests' recording sink.
 struct frame_sink {
   virtual ~frame_sink() = default;
   /// Queues a live frame; counted against --client-queue. Any thread.
@@ -77,11 +37,6 @@ struct frame_sink {
   /// Ends the stream after the queued frames are written (or at once if the
   /// client is gone). Idempotent.
   virtual void close(end_cause why) = 0;
-  /// Whether `schedule` can run jobs where the frames are written.
-  virtual bool runs_jobs() const { return false; }
-  /// Runs `j` later where the frames are written, or drops it (at once or
-  /// later) when that cannot be; exactly one of the two. Any thread.
-  virtual void schedule(sink_job& j) { j.drop(); }
 };
 
 /// How a session tells its connection actor about state changes.

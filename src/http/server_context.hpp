@@ -64,9 +64,6 @@ struct server_context {
   std::atomic<uint64_t> sse_clients{0};
   /// Set on shutdown: new streams are refused.
   std::atomic<bool> draining{false};
-  /// Set once the I/O threads have stopped: connection actors no longer run
-  /// on their sessions' strands, but on CAF's scheduler.
-  std::atomic<bool> io_stopped{false};
 };
 
 } // namespace btcstream

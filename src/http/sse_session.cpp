@@ -58,15 +58,6 @@ public:
       s->post_close(why);
   }
 
-  bool runs_jobs() const override { return true; }
-
-  void schedule(sink_job& j) override {
-    if (auto s = session_.lock())
-      s->post_job(j);
-    else
-      j.drop();
-  }
-
 private:
   std::weak_ptr<sse_session> session_;
 };
@@ -148,15 +139,7 @@ void sse_session::bound_kernel_buffers() {
                sizeof timeout);
 }
 
-// The connection actor runs on this strand (post_job), so its calls come
-// from the strand and are done at once, in the order it makes them. It runs
-// elsewhere only once the session is gone or the I/O threads stopped; all its
-// calls are posted then.
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
-  if (strand_.running_in_this_thread()) {
-    enqueue(std::move(f), true, stored_ns);
-    return;
-  }
   asio::post(strand_, [self = shared_from_this(), f = std::move(f),
                        stored_ns]() mutable {
     self->enqueue(std::move(f), true, stored_ns);
@@ -164,47 +147,23 @@ void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
 }
 
 void sse_session::post_replay(std::vector<frame_ptr> fs) {
-  if (strand_.running_in_this_thread()) {
-    replay(std::move(fs));
-    return;
-  }
   asio::post(strand_,
              [self = shared_from_this(), fs = std::move(fs)]() mutable {
-               self->replay(std::move(fs));
+               if (self->finished_ || self->closing_)
+                 return;
+               for (auto& f : fs)
+                 self->queue_.push_back(item{std::move(f), false, 0});
+               self->flush();
              });
 }
 
 void sse_session::post_close(end_cause why) {
-  if (strand_.running_in_this_thread()) {
-    close(why);
-    return;
-  }
   asio::post(strand_, [self = shared_from_this(), why] {
-    self->close(why);
+    if (!self->closing_)
+      self->close_cause_ = why;
+    self->closing_ = true;
+    self->flush();
   });
-}
-
-void sse_session::post_job(sink_job& j) {
-  if (ctx_->io_stopped.load(std::memory_order_acquire)) {
-    j.drop();
-    return;
-  }
-  asio::post(strand_, posted_job{j});
-}
-
-void sse_session::replay(std::vector<frame_ptr> fs) {
-  if (finished_ || closing_)
-    return;
-  for (auto& f : fs)
-    queue_.push_back(item{std::move(f), false, 0});
-  flush();
-}
-
-void sse_session::close(end_cause why) {
-  if (!closing_)
-    close_cause_ = why;
-  closing_ = true;
-  flush();
 }
 
 void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns) {

@@ -47,8 +47,6 @@ public:
   void post_live(frame_ptr f, int64_t stored_ns);
   void post_replay(std::vector<frame_ptr> fs);
   void post_close(end_cause why);
-  /// Runs `j` on the socket's strand: the connection actor's turns.
-  void post_job(sink_job& j);
 
 private:
   struct item {
@@ -64,8 +62,6 @@ private:
 
   void bound_kernel_buffers();
   void enqueue(frame_ptr f, bool counted, int64_t stored_ns);
-  void replay(std::vector<frame_ptr> fs);
-  void close(end_cause why);
   bool idle() const;
   bool write_alone(const std::string& frame, int64_t stored_ns,
                    size_t& written);
