@@ -14,7 +14,7 @@ In-process use (every setter is thread-safe):
     up.fail("status", status=500, count=2)
     up.fail("value", value=0)   # count=None: until clear_faults()
     up.pause(); up.resume()     # answer 500 while paused
-    up.valid_prices()           # what was served, in order
+    up.valid_prices()           # what was served, in order (see served())
     up.stop()
 
 Fault kinds for `fail(kind, count=None, **params)`, applied in the order they
@@ -93,6 +93,7 @@ class _Answer:
         self.headers = list(headers)
         self.delay = delay
         self.reset = reset
+        self.served_index = None  # valid answers: the index in served()
         self.drop = False  # close without answering ("drop_reused")
         self.close_after = False  # close silently after it ("close_after")
 
@@ -112,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.requests_here = 0  # requests read on this connection
+        # The served index of the last answer, if it was an undelayed valid
+        # one and no request has followed it on this connection.
+        self.unread_valid = None
         self.conn_serial = self.server.upstream._track(self.connection, True)
 
     def finish(self):
@@ -120,12 +124,25 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.upstream._track(self.connection, False)
 
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            # The client reset the connection on its last answer unread:
+            # it gave up on it.
+            if self.unread_valid is not None:
+                self.server.upstream._abandoned(self.unread_valid)
+            raise
+
     def do_GET(self):
         upstream = self.server.upstream
         reused = self.requests_here > 0
         self.requests_here += 1
+        self.unread_valid = None  # a new request: the last answer was read
         answer = upstream._answer(self.command, self.path, self.headers,
                                   self.conn_serial, reused)
+        if answer.served_index is not None and not answer.delay:
+            self.unread_valid = answer.served_index
         if answer.drop:
             self.close_connection = True  # FIN, no answer at all
             return
@@ -219,6 +236,7 @@ class FakeUpstream:
         self._paused = False
         self._requests = []  # (time, method, path, {header: value})
         self._served = []  # (time, price, delayed) of valid answers
+        self._abandoned_indices = set()  # of _served: see served()
         self._answers = []  # (time, status or "reset", fault kind or None)
         self._connections = set()
         self._conn_serial = 0  # connections accepted so far
@@ -338,13 +356,30 @@ class FakeUpstream:
             return list(self._answers)
 
     def served(self):
-        """[(time, price, delayed)] of every valid answer, in order."""
+        """[(time, price, delayed)] of every valid answer, in order, but for
+        the undelayed ones the client abandoned: it reset the connection
+        without asking again, so it gave up waiting (a request timeout on a
+        loaded machine) and never stored the price. Answers a test delayed
+        on purpose stay, whatever the client did with them."""
         with self._lock:
-            return list(self._served)
+            return [s for i, s in enumerate(self._served)
+                    if i not in self._abandoned_indices]
 
     def valid_prices(self):
+        """The prices of served(), in order."""
+        return [price for _, price, _ in self.served()]
+
+    @property
+    def open_connections(self):
+        """Connections whose handler has not finished yet."""
         with self._lock:
-            return [price for _, price, _ in self._served]
+            return len(self._connections)
+
+    @property
+    def abandoned_count(self):
+        """How many undelayed valid answers the client abandoned."""
+        with self._lock:
+            return len(self._abandoned_indices)
 
     def request_connections(self):
         """[(connection serial, reused)] per request, like requests()."""
@@ -504,7 +539,14 @@ class FakeUpstream:
         self._n += 1
         self._served.append((now, price, delay > 0))
         self._lock.notify_all()
-        return _Answer(body=self._tick_body(_dumps(price), now), delay=delay)
+        answer = _Answer(body=self._tick_body(_dumps(price), now), delay=delay)
+        answer.served_index = len(self._served) - 1
+        return answer
+
+    def _abandoned(self, index):
+        with self._lock:
+            self._abandoned_indices.add(index)
+            self._lock.notify_all()
 
     def _tick_body(self, value_text, now):
         return ('{"Data":{"%s":{"VALUE":%s,"VALUE_LAST_UPDATE_TS":%d}},'

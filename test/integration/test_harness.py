@@ -45,6 +45,59 @@ class FakeUpstreamTest(unittest.TestCase):
             self.assertEqual(response.version, "HTTP/1.1")
         self.assertEqual(self.up.request_count, 3)
 
+    def wait_until(self, predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return predicate()
+
+    def answer_unread_then_close(self):
+        """Asks for a price on a raw connection and closes it with the whole
+        answer unread, as a client that timed out does: Linux then resets
+        the connection instead of closing it."""
+        sock = socket.create_connection(("127.0.0.1", self.up.port))
+        sock.sendall(build_request("GET", self.target))
+        # Until the answer is in this socket's receive queue, unread.
+        sock.settimeout(5.0)
+        head = sock.recv(1, socket.MSG_PEEK)
+        self.assertEqual(head, b"H")
+        sock.close()
+
+    def test_an_answer_the_client_resets_unread_is_not_served(self):
+        self.answer_unread_then_close()
+        self.assertTrue(self.wait_until(
+            lambda: self.up.abandoned_count == 1))
+        self.assertEqual(self.up.served(), [])
+        self.assertEqual(self.up.valid_prices(), [])
+        # The next client gets the next price: the abandoned one is skipped,
+        # as by a service that timed out on it.
+        self.assertEqual(self.get().json()["Data"]["BTC-USD"]["VALUE"],
+                         97000.01)
+        self.assertEqual(self.up.valid_prices(), [97000.01])
+
+    def test_answers_read_before_the_next_request_stay_served(self):
+        conn = RawConnection(self.up.port)
+        for _ in range(2):
+            conn.send(build_request("GET", self.target))
+            self.assertEqual(conn.read_body(conn.read_head()).status, 200)
+        conn.close()  # everything read: a FIN, not a reset
+        self.answer_unread_then_close()  # a reset on another connection
+        self.assertTrue(self.wait_until(
+            lambda: self.up.abandoned_count == 1))
+        self.assertEqual(self.up.valid_prices(), [97000.0, 97000.01])
+
+    def test_a_delayed_answer_stays_served_when_the_client_resets(self):
+        self.up.fail("delay", count=1, seconds=0.2)
+        self.answer_unread_then_close()
+        # Its handler sees the reset after the delay, when it writes or
+        # reads next, and is done with the connection after that.
+        self.assertTrue(self.up.wait_requests(1))
+        self.assertTrue(self.wait_until(
+            lambda: self.up.open_connections == 0))
+        self.assertEqual(self.up.abandoned_count, 0)
+        self.assertEqual([(p, d) for _, p, d in self.up.served()],
+                         [(97000.0, True)])
+
     def test_faults_apply_in_order_for_their_count(self):
         self.up.fail("status", count=1, status=503, message="down")
         self.up.fail("status", count=1, status=429, retry_after=2)
