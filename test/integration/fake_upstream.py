@@ -422,10 +422,11 @@ class FakeUpstream:
             return True
 
     def wait_valid(self, n, timeout=10.0):
-        """Waits until at least `n` valid answers were served."""
+        """Waits until at least `n` valid answers were served (as served()
+        counts them)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while len(self._served) < n:
+            while len(self._served) - len(self._abandoned_indices) < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
