@@ -37,7 +37,19 @@ class Frame:
         return "Frame(%d, %s, %r)" % (self.id, self.ts_text, self.price)
 
 
-class ServiceCase(unittest.TestCase):
+class WaitingCase(unittest.TestCase):
+    """Waits for conditions, not for fixed times."""
+
+    def wait_until(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.fail("timed out after %.1fs waiting for %s"
+                          % (timeout, what))
+            time.sleep(0.01)
+
+
+class ServiceCase(WaitingCase):
     interval = "100ms"
 
     def run(self, result=None):
@@ -131,14 +143,6 @@ class ServiceCase(unittest.TestCase):
         return http_request(svc.port, method, target, headers, **kwargs)
 
     # -- waiting and checking ----------------------------------------------
-
-    def wait_until(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                self.fail("timed out after %.1fs waiting for %s"
-                          % (timeout, what))
-            time.sleep(0.01)
 
     def frame(self, event):
         """Asserts `event` is exactly an update frame; returns a Frame."""

@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from client import (ChunkedDecoder, RawConnection, SseStream, StreamClosed,
                     build_request, http_request)
+from case import WaitingCase
 from fake_upstream import TICK_PATH, FakeUpstream
 
 
-class FakeUpstreamTest(unittest.TestCase):
+class FakeUpstreamTest(WaitingCase):
     def setUp(self):
         self.up = FakeUpstream(price=97000, step=0.01).start()
         self.addCleanup(self.up.stop)
@@ -45,12 +46,6 @@ class FakeUpstreamTest(unittest.TestCase):
             self.assertEqual(response.version, "HTTP/1.1")
         self.assertEqual(self.up.request_count, 3)
 
-    def wait_until(self, predicate, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while not predicate() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return predicate()
-
     def answer_unread_then_close(self):
         """Asks for a price on a raw connection and closes it with the whole
         answer unread, as a client that timed out does: Linux then resets
@@ -65,8 +60,8 @@ class FakeUpstreamTest(unittest.TestCase):
 
     def test_an_answer_the_client_resets_unread_is_not_served(self):
         self.answer_unread_then_close()
-        self.assertTrue(self.wait_until(
-            lambda: self.up.abandoned_count == 1))
+        self.wait_until(lambda: self.up.abandoned_count == 1, 5,
+                        "the reset noticed")
         self.assertEqual(self.up.served(), [])
         self.assertEqual(self.up.valid_prices(), [])
         # The next client gets the next price: the abandoned one is skipped,
@@ -82,8 +77,8 @@ class FakeUpstreamTest(unittest.TestCase):
             self.assertEqual(conn.read_body(conn.read_head()).status, 200)
         conn.close()  # everything read: a FIN, not a reset
         self.answer_unread_then_close()  # a reset on another connection
-        self.assertTrue(self.wait_until(
-            lambda: self.up.abandoned_count == 1))
+        self.wait_until(lambda: self.up.abandoned_count == 1, 5,
+                        "the reset noticed")
         self.assertEqual(self.up.valid_prices(), [97000.0, 97000.01])
 
     def test_a_delayed_answer_stays_served_when_the_client_resets(self):
@@ -92,8 +87,8 @@ class FakeUpstreamTest(unittest.TestCase):
         # Its handler sees the reset after the delay, when it writes or
         # reads next, and is done with the connection after that.
         self.assertTrue(self.up.wait_requests(1))
-        self.assertTrue(self.wait_until(
-            lambda: self.up.open_connections == 0))
+        self.wait_until(lambda: self.up.open_connections == 0, 5,
+                        "the handler done with the connection")
         self.assertEqual(self.up.abandoned_count, 0)
         self.assertEqual([(p, d) for _, p, d in self.up.served()],
                          [(97000.0, True)])
