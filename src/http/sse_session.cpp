@@ -11,8 +11,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
+#include <cassert>
+#include <cerrno>
 #include <charconv>
 #include <limits>
 #include <stdexcept>
@@ -72,6 +75,46 @@ size_t chunk_size_line(std::array<char, 24>& buf, size_t size) {
   return static_cast<size_t>(p - buf.data());
 }
 
+/// Writes one frame (as one chunk when `chunked`) with one non-blocking
+/// `sendmsg`; returns the bytes written, with `ec` = would_block when the
+/// socket took none. Plain system calls on the descriptor: the connection
+/// actor's thread calls this too, and must not touch the Asio socket object.
+size_t send_frame(int fd, bool chunked, const std::string& frame,
+                  error_code& ec) {
+  std::array<char, 24> head{};
+  std::array<iovec, 3> iov{};
+  size_t n_iov = 0;
+  if (chunked)
+    iov[n_iov++] = {head.data(), chunk_size_line(head, frame.size())};
+  iov[n_iov++] = {const_cast<char*>(frame.data()), frame.size()};
+  if (chunked)
+    iov[n_iov++] = {const_cast<char*>(crlf.data()), crlf.size()};
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = n_iov;
+  for (;;) {
+    auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n >= 0) {
+      ec = {};
+      return static_cast<size_t>(n);
+    }
+    if (errno == EINTR)
+      continue;
+    ec = errno == EAGAIN || errno == EWOULDBLOCK
+             ? error_code{asio::error::would_block}
+             : error_code{errno, boost::system::system_category()};
+    return 0;
+  }
+}
+
+/// The whole frame as `send_frame` writes it.
+size_t frame_bytes(bool chunked, const std::string& frame) {
+  if (!chunked)
+    return frame.size();
+  std::array<char, 24> head{};
+  return chunk_size_line(head, frame.size()) + frame.size() + crlf.size();
+}
+
 sse_session::strand strand_of(asio::ip::tcp::socket& s) {
   auto ex = s.get_executor();
   if (auto* st = ex.target<sse_session::strand>())
@@ -109,6 +152,7 @@ void sse_session::start(std::string header, std::string retry,
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay{true}, ec);
   bound_kernel_buffers();
+  fd_ = socket_.native_handle();
   header_ = std::move(header);
   ctx_->stats->sse_connections.fetch_add(1, std::memory_order_relaxed);
   // Frames the actor delivers are posted, so they queue behind `retry`.
@@ -117,6 +161,7 @@ void sse_session::start(std::string header, std::string retry,
   enqueue(std::make_shared<const std::string>(std::move(retry)), false, 0);
   if (!finished_)
     do_read();
+  settle(0);
 }
 
 // A client that stops reading must be noticed and must not hold much kernel
@@ -139,34 +184,98 @@ void sse_session::bound_kernel_buffers() {
                sizeof timeout);
 }
 
+// Nearly every live frame reaches a client with nothing pending. Then the
+// caller writes it at once: a post to the strand per client and event was
+// the largest user-space cost of the fan-out (docs/performance.md).
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
-  asio::post(strand_, [self = shared_from_this(), f = std::move(f),
-                       stored_ns]() mutable {
-    self->enqueue(std::move(f), true, stored_ns);
+  if (gate_.try_write()) {
+    error_code ec;
+    auto n = send_frame(fd_, chunked_, *f, ec);
+    if (!ec && n == frame_bytes(chunked_, *f)) {
+      observe_delivery(stored_ns, steady_now_ns());
+      if (gate_.done_writing())
+        post_deferred_close();
+      return;
+    }
+    hand_over(std::move(f), stored_ns, n, ec);
+    return;
+  }
+  post_counted([f = std::move(f), stored_ns](sse_session& s) mutable {
+    s.enqueue(std::move(f), true, stored_ns);
   });
 }
 
 void sse_session::post_replay(std::vector<frame_ptr> fs) {
-  asio::post(strand_,
-             [self = shared_from_this(), fs = std::move(fs)]() mutable {
-               if (self->finished_ || self->closing_)
-                 return;
-               for (auto& f : fs)
-                 self->queue_.push_back(item{std::move(f), false, 0});
-               self->flush();
-             });
-}
-
-void sse_session::post_close(end_cause why) {
-  asio::post(strand_, [self = shared_from_this(), why] {
-    if (!self->closing_)
-      self->close_cause_ = why;
-    self->closing_ = true;
-    self->flush();
+  post_counted([fs = std::move(fs)](sse_session& s) mutable {
+    if (s.finished_ || s.closing_)
+      return;
+    for (auto& f : fs)
+      s.queue_.push_back(item{std::move(f), false, 0});
+    s.flush();
   });
 }
 
-void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns) {
+void sse_session::post_close(end_cause why) {
+  post_counted([why](sse_session& s) {
+    if (!s.closing_)
+      s.close_cause_ = why;
+    s.closing_ = true;
+    s.flush();
+  });
+}
+
+// The caller's posts keep the gate shut until they have run, so its direct
+// writes never overtake what it queued before.
+template<class Handler>
+void sse_session::post_counted(Handler h) {
+  gate_.posting();
+  asio::post(strand_, [self = shared_from_this(), h = std::move(h)]() mutable {
+    h(*self);
+    self->settle(1);
+  });
+}
+
+// The socket took only part of a direct write (or none, or failed): the
+// strand takes the socket back, with the rest of this frame first.
+void sse_session::hand_over(frame_ptr f, int64_t stored_ns, size_t written,
+                            error_code ec) {
+  if (gate_.hand_over())
+    post_deferred_close();
+  asio::post(strand_, [self = shared_from_this(), f = std::move(f), stored_ns,
+                       written, ec]() mutable {
+    if (ec && ec != asio::error::would_block)
+      self->finish(ended_by(ec));
+    else
+      self->enqueue(std::move(f), true, stored_ns, written);
+    self->settle(1);
+  });
+}
+
+// On the strand, at the end of every handler that may have changed what is
+// pending: the caller may write again once nothing is.
+void sse_session::settle(uint64_t posts_done) {
+  gate_.settle(posts_done, finished_ || closing_ || !idle());
+}
+
+// finish() met the caller in a direct write: the caller posts this when it
+// is done, so the descriptor is not closed (and reused) under it.
+void sse_session::post_deferred_close() {
+  asio::post(strand_, [self = shared_from_this()] {
+    error_code ec;
+    self->socket_.close(ec);
+  });
+}
+
+void sse_session::observe_delivery(int64_t stored_ns, int64_t now_ns) {
+  if (stored_ns != 0)
+    ctx_->stats->event_delivery.observe(static_cast<double>(now_ns - stored_ns)
+                                        / 1e9);
+}
+
+// `written`: bytes of `f` the caller wrote before it handed the frame over
+// (the session was idle then, so `f` is all that is pending).
+void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns,
+                          size_t written) {
   if (finished_ || closing_)
     return;
   if (counted) {
@@ -176,8 +285,10 @@ void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns) {
       return;
     }
   }
-  size_t written = 0;
-  if (counted && idle() && write_alone(*f, stored_ns, written)) {
+  if (written > 0) {
+    assert(idle());
+    last_progress_ = std::chrono::steady_clock::now();
+  } else if (counted && idle() && write_alone(*f, stored_ns, written)) {
     counted_bytes_ -= f->size();
     return;
   }
@@ -200,18 +311,9 @@ bool sse_session::idle() const {
 // ended); otherwise `written` bytes of it went out.
 bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
                               size_t& written) {
-  std::array<char, 24> head{};
-  std::array<asio::const_buffer, 3> out;
-  size_t n_bufs = 0;
-  if (chunked_)
-    out[n_bufs++]
-        = asio::buffer(head.data(), chunk_size_line(head, frame.size()));
-  out[n_bufs++] = asio::buffer(frame);
-  if (chunked_)
-    out[n_bufs++] = asio::buffer(crlf.data(), crlf.size());
   error_code ec;
-  auto n = socket_.write_some(unsent{out.data(), out.data() + n_bufs}, ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again)
+  auto n = send_frame(fd_, chunked_, frame, ec);
+  if (ec == asio::error::would_block)
     return false;
   if (ec) {
     finish(ended_by(ec));
@@ -220,13 +322,11 @@ bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
   auto now_ns = steady_now_ns();
   last_progress_
       = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(now_ns));
-  if (n < asio::buffer_size(out)) {
+  if (n < frame_bytes(chunked_, frame)) {
     written = n;
     return false;
   }
-  if (stored_ns != 0)
-    ctx_->stats->event_delivery.observe(static_cast<double>(now_ns - stored_ns)
-                                        / 1e9);
+  observe_delivery(stored_ns, now_ns);
   return true;
 }
 
@@ -267,9 +367,7 @@ bool sse_session::next_batch() {
   for (auto& i : batch_) {
     if (i.counted)
       counted_bytes_ -= i.frame->size();
-    if (i.stored_ns != 0)
-      ctx_->stats->event_delivery.observe(
-          static_cast<double>(now_ns - i.stored_ns) / 1e9);
+    observe_delivery(i.stored_ns, now_ns);
   }
   batch_.clear();
   bufs_.clear();
@@ -342,11 +440,11 @@ void sse_session::on_writable(error_code ec) {
   waiting_ = false;
   if (finished_)
     return;
-  if (ec) {
+  if (ec)
     finish(ended_by(ec));
-    return;
-  }
-  flush();
+  else
+    flush();
+  settle(0);
 }
 
 void sse_session::on_stall_timer(error_code ec) {
@@ -404,9 +502,12 @@ void sse_session::finish(session_state s) {
   else
     log(log_level::debug,
         std::string{"sse session ends: "} + to_string(reason));
-  error_code ec;
   stall_timer_.cancel();
-  socket_.close(ec);
+  // The caller never writes again; if it is writing now, it closes later.
+  if (gate_.finishing()) {
+    error_code ec;
+    socket_.close(ec);
+  }
   queue_.clear();
   if (events_) {
     events_->on_state(s);

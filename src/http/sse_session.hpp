@@ -2,6 +2,7 @@
 
 #include "core/frame_sink.hpp"
 #include "core/query.hpp"
+#include "core/write_gate.hpp"
 #include "http/server_context.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -23,7 +24,12 @@ namespace btcstream {
 /// queue of unsent frames, enforces --client-queue and --stall-timeout,
 /// coalesces queued frames into one write, and reports only state changes to
 /// its connection actor. Every member runs on the socket's strand; the sink
-/// side (`post_*`) may be called from any thread.
+/// side (`post_*`) may be called from any thread, one caller at a time (the
+/// session's connection actor).
+///
+/// The one exception is the common case of a live frame to a client with
+/// nothing pending: the caller writes it itself (`post_live`), without a
+/// hand-off to the strand, when `gate_` lets it (core/write_gate.hpp).
 class sse_session : public std::enable_shared_from_this<sse_session> {
 public:
   /// The executor of every socket the listener accepts.
@@ -43,7 +49,8 @@ public:
   /// opens the stream from `from`. Call on the socket's strand.
   void start(std::string header, std::string retry, resume_point from);
 
-  /// Thread-safe entry points of the frame sink.
+  /// Thread-safe entry points of the frame sink, for one caller at a time.
+  /// `post_live` writes the frame at once when the session is idle.
   void post_live(frame_ptr f, int64_t stored_ns);
   void post_replay(std::vector<frame_ptr> fs);
   void post_close(end_cause why);
@@ -61,7 +68,15 @@ private:
   static constexpr int kernel_send_buffer = 32 * 1024;
 
   void bound_kernel_buffers();
-  void enqueue(frame_ptr f, bool counted, int64_t stored_ns);
+  template<class Handler>
+  void post_counted(Handler h);
+  void hand_over(frame_ptr f, int64_t stored_ns, size_t written,
+                 boost::system::error_code ec);
+  void settle(uint64_t posts_done);
+  void post_deferred_close();
+  void observe_delivery(int64_t stored_ns, int64_t now_ns);
+  void enqueue(frame_ptr f, bool counted, int64_t stored_ns,
+               size_t written = 0);
   bool idle() const;
   bool write_alone(const std::string& frame, int64_t stored_ns,
                    size_t& written);
@@ -76,6 +91,8 @@ private:
   void finish(session_state s);
 
   boost::asio::ip::tcp::socket socket_;
+  int fd_ = -1; // socket_'s, for the caller's direct writes
+  write_gate gate_;
   strand strand_; // the socket's, typed: posts skip the type-erased executor
   boost::asio::steady_timer stall_timer_;
   std::shared_ptr<server_context> ctx_;
