@@ -75,17 +75,27 @@ size_t chunk_size_line(std::array<char, 24>& buf, size_t size) {
   return static_cast<size_t>(p - buf.data());
 }
 
+/// What one `send_frame` did.
+struct sent {
+  size_t written = 0; ///< bytes the socket took
+  bool whole = false; ///< all of them: the frame is out
+};
+
 /// Writes one frame (as one chunk when `chunked`) with one non-blocking
-/// `sendmsg`; returns the bytes written, with `ec` = would_block when the
-/// socket took none. Plain system calls on the descriptor: the connection
-/// actor's thread calls this too, and must not touch the Asio socket object.
-size_t send_frame(int fd, bool chunked, const std::string& frame,
-                  error_code& ec) {
+/// `sendmsg`; `ec` = would_block when the socket took nothing. Plain system
+/// calls on the descriptor: the connection actor's thread calls this too,
+/// and must not touch the Asio socket object.
+sent send_frame(int fd, bool chunked, const std::string& frame,
+                error_code& ec) {
   std::array<char, 24> head{};
   std::array<iovec, 3> iov{};
   size_t n_iov = 0;
-  if (chunked)
-    iov[n_iov++] = {head.data(), chunk_size_line(head, frame.size())};
+  size_t total = frame.size();
+  if (chunked) {
+    auto head_size = chunk_size_line(head, frame.size());
+    iov[n_iov++] = {head.data(), head_size};
+    total += head_size + crlf.size();
+  }
   iov[n_iov++] = {const_cast<char*>(frame.data()), frame.size()};
   if (chunked)
     iov[n_iov++] = {const_cast<char*>(crlf.data()), crlf.size()};
@@ -96,23 +106,15 @@ size_t send_frame(int fd, bool chunked, const std::string& frame,
     auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n >= 0) {
       ec = {};
-      return static_cast<size_t>(n);
+      return {static_cast<size_t>(n), static_cast<size_t>(n) == total};
     }
     if (errno == EINTR)
       continue;
     ec = errno == EAGAIN || errno == EWOULDBLOCK
              ? error_code{asio::error::would_block}
              : error_code{errno, boost::system::system_category()};
-    return 0;
+    return {};
   }
-}
-
-/// The whole frame as `send_frame` writes it.
-size_t frame_bytes(bool chunked, const std::string& frame) {
-  if (!chunked)
-    return frame.size();
-  std::array<char, 24> head{};
-  return chunk_size_line(head, frame.size()) + frame.size() + crlf.size();
 }
 
 sse_session::strand strand_of(asio::ip::tcp::socket& s) {
@@ -190,14 +192,14 @@ void sse_session::bound_kernel_buffers() {
 void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
   if (gate_.try_write()) {
     error_code ec;
-    auto n = send_frame(fd_, chunked_, *f, ec);
-    if (!ec && n == frame_bytes(chunked_, *f)) {
+    auto out = send_frame(fd_, chunked_, *f, ec);
+    if (out.whole) {
       observe_delivery(stored_ns, steady_now_ns());
       if (gate_.done_writing())
         post_deferred_close();
       return;
     }
-    hand_over(std::move(f), stored_ns, n, ec);
+    hand_over(std::move(f), stored_ns, out.written, ec);
     return;
   }
   post_counted([f = std::move(f), stored_ns](sse_session& s) mutable {
@@ -312,7 +314,7 @@ bool sse_session::idle() const {
 bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
                               size_t& written) {
   error_code ec;
-  auto n = send_frame(fd_, chunked_, frame, ec);
+  auto out = send_frame(fd_, chunked_, frame, ec);
   if (ec == asio::error::would_block)
     return false;
   if (ec) {
@@ -322,8 +324,8 @@ bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
   auto now_ns = steady_now_ns();
   last_progress_
       = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(now_ns));
-  if (n < frame_bytes(chunked_, frame)) {
-    written = n;
+  if (!out.whole) {
+    written = out.written;
     return false;
   }
   observe_delivery(stored_ns, now_ns);
