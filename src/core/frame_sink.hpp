@@ -25,10 +25,12 @@ enum class end_cause {
 };
 
 /// Where a connection actor writes its frames. Implemented by the HTTP
-/// session (posting onto its strand) and by the tests' recording sink.
+/// session (a live frame to an idle client written at once, everything else
+/// posted onto its strand) and by the tests' recording sink.
 struct frame_sink {
   virtual ~frame_sink() = default;
-  /// Queues a live frame; counted against --client-queue. Any thread.
+  /// Sends or queues a live frame; counted against --client-queue. Any
+  /// thread, one caller at a time.
   /// `stored_ns` (steady clock) times its delivery; 0 for heartbeats.
   virtual void deliver(frame_ptr f, int64_t stored_ns) = 0;
   /// Queues replayed frames; paced by write completion, not counted against

@@ -48,7 +48,7 @@ public:
 
   void deliver(frame_ptr f, int64_t stored_ns) override {
     if (auto s = session_.lock())
-      s->post_live(std::move(f), stored_ns);
+      s->deliver_live(std::move(f), stored_ns);
   }
 
   void replay(std::vector<frame_ptr> frames) override {
@@ -189,7 +189,7 @@ void sse_session::bound_kernel_buffers() {
 // Nearly every live frame reaches a client with nothing pending. Then the
 // caller writes it at once: a post to the strand per client and event was
 // the largest user-space cost of the fan-out (docs/performance.md).
-void sse_session::post_live(frame_ptr f, int64_t stored_ns) {
+void sse_session::deliver_live(frame_ptr f, int64_t stored_ns) {
   if (gate_.try_write()) {
     error_code ec;
     auto out = send_frame(fd_, chunked_, *f, ec);

@@ -24,11 +24,11 @@ namespace btcstream {
 /// queue of unsent frames, enforces --client-queue and --stall-timeout,
 /// coalesces queued frames into one write, and reports only state changes to
 /// its connection actor. Every member runs on the socket's strand; the sink
-/// side (`post_*`) may be called from any thread, one caller at a time (the
-/// session's connection actor).
+/// side (`deliver_live`, `post_*`) may be called from any thread, one caller
+/// at a time (the session's connection actor).
 ///
 /// The one exception is the common case of a live frame to a client with
-/// nothing pending: the caller writes it itself (`post_live`), without a
+/// nothing pending: the caller writes it itself (`deliver_live`), without a
 /// hand-off to the strand, when `gate_` lets it (core/write_gate.hpp).
 class sse_session : public std::enable_shared_from_this<sse_session> {
 public:
@@ -50,8 +50,8 @@ public:
   void start(std::string header, std::string retry, resume_point from);
 
   /// Thread-safe entry points of the frame sink, for one caller at a time.
-  /// `post_live` writes the frame at once when the session is idle.
-  void post_live(frame_ptr f, int64_t stored_ns);
+  /// `deliver_live` writes the frame at once when the session is idle.
+  void deliver_live(frame_ptr f, int64_t stored_ns);
   void post_replay(std::vector<frame_ptr> fs);
   void post_close(end_cause why);
 

@@ -127,7 +127,7 @@ steps = [
     ("  broadcaster: fan-out loop", r"btcstream::broadcaster\(.*atom_constant<\(caf::atom_value\)69675774307885>"),
     ("  CAF: mailbox enqueue + schedule", r"caf::scheduled_actor::enqueue\(std::unique_ptr"),
     ("  connection actor: live handler", r"_ZN3caf18trivial_match_caseIZN9btcstream10connection"),
-    ("    sse_session::post_live: direct write, or post to the strand", r"btcstream::sse_session::post_live\("),
+    ("    sse_session::deliver_live: direct write, or post to the strand", r"btcstream::sse_session::deliver_live\("),
     ("io thread: Asio handlers", r"boost::asio::detail::scheduler::do_run_one\("),
     ("  session: enqueue + write", r"btcstream::sse_session::enqueue\("),
     ("    libc sendmsg (user side)", r":sendmsg \["),

@@ -117,9 +117,10 @@ struct session_fixture {
   std::shared_ptr<sse_session> session;
   int client = -1;
 
-  explicit session_fixture(uint64_t client_queue = 64 * 1024 * 1024) {
+  session_fixture() {
     auto ctx = std::make_shared<server_context>();
-    ctx->opts.client_queue = client_queue;
+    // Never "slow": the rounds below leave far more than the default queued.
+    ctx->opts.client_queue = 64 * 1024 * 1024;
     ctx->streams = streams;
     ctx->sse_clients = 1; // the slot the session gives back
     tcp::acceptor acceptor{io.ioc, {asio::ip::make_address("127.0.0.1"), 0}};
