@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,10 @@ class coordinator;
 
 /// Jobs a worker collects before it hands them to the shared queue.
 constexpr size_t batch_size = 64;
+
+/// Jobs a worker takes from the shared queue at once (at most its share of
+/// what is queued, so the other workers are not left idle).
+constexpr size_t take_size = 8;
 
 /// One worker thread: runs jobs from the shared queue; the jobs its running
 /// actor schedules go into its batch first.
@@ -45,13 +50,30 @@ public:
 private:
   void run();
   void flush();
+  /// Runs one job; false when it tells this worker to stop.
+  bool run_one(caf::resumable* job);
 
   coordinator& parent_;
   std::vector<caf::resumable*> batch_;
+  std::vector<caf::resumable*> taken_;
   std::thread thread_;
 };
 
 thread_local worker* current_worker = nullptr;
+
+/// Starts loading the actor behind `job` into the cache, without waiting
+/// (a prefetch never faults). In a fan-out each actor last ran 10,000
+/// actors ago, so its first touch misses the cache: perf put nearly all of
+/// the worker loop's own time on that one load. Fetching the next job's
+/// lines while the current one runs overlaps the misses with work. The
+/// window: CAF 0.17 puts a 64-byte control block before the actor, whose
+/// `resumable` base is 160 bytes in; the actor with its state spans about
+/// 1,200 bytes.
+void prefetch_actor(const caf::resumable* job) {
+  auto at = reinterpret_cast<std::uintptr_t>(job) - 224;
+  for (int line = 0; line < 20; ++line, at += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(at), 1);
+}
 
 /// Tells a worker to return: one per worker, at shutdown.
 class stop_token final : public caf::resumable {
@@ -92,17 +114,20 @@ public:
       cv_.notify_all();
   }
 
-  /// The next job; sleeps while there is none.
-  caf::resumable* pop() {
+  /// Moves the next jobs into `out` (empty): up to `max`, and no more than
+  /// an even share among the workers of what is queued. Sleeps while there
+  /// is none.
+  void pop(std::vector<caf::resumable*>& out, size_t max) {
     std::unique_lock<std::mutex> guard{mtx_};
     while (queue_.empty()) {
       ++sleeping_;
       cv_.wait(guard);
       --sleeping_;
     }
-    auto* job = queue_.front();
-    queue_.pop_front();
-    return job;
+    auto share = (queue_.size() + num_workers() - 1) / num_workers();
+    auto n = std::min(max, share);
+    out.assign(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
   }
 
 protected:
@@ -179,25 +204,39 @@ void worker::start() {
 
 void worker::run() {
   current_worker = this;
+  taken_.reserve(take_size);
   for (;;) {
-    auto* job = parent_.pop();
-    auto result = job->resume(this, parent_.max_throughput());
-    // What the job scheduled goes out before this worker waits again.
-    flush();
-    switch (result) {
-    case caf::resumable::resume_later:
-      // Keeps its reference: back to the end of the queue.
-      parent_.push(&job, 1);
-      break;
-    case caf::resumable::done:
-    case caf::resumable::awaiting_message:
-      intrusive_ptr_release(job);
-      break;
-    case caf::resumable::shutdown_execution_unit:
-      current_worker = nullptr;
-      return;
+    parent_.pop(taken_, take_size);
+    for (size_t i = 0; i < taken_.size(); ++i) {
+      if (i + 1 < taken_.size())
+        prefetch_actor(taken_[i + 1]);
+      if (!run_one(taken_[i])) {
+        // The rest go back for the other workers (or the final cleanup).
+        parent_.push(taken_.data() + i + 1, taken_.size() - i - 1);
+        current_worker = nullptr;
+        return;
+      }
     }
   }
+}
+
+bool worker::run_one(caf::resumable* job) {
+  auto result = job->resume(this, parent_.max_throughput());
+  // What the job scheduled goes out before this worker waits again.
+  flush();
+  switch (result) {
+  case caf::resumable::resume_later:
+    // Keeps its reference: back to the end of the queue.
+    parent_.push(&job, 1);
+    break;
+  case caf::resumable::done:
+  case caf::resumable::awaiting_message:
+    intrusive_ptr_release(job);
+    break;
+  case caf::resumable::shutdown_execution_unit:
+    return false;
+  }
+  return true;
 }
 
 } // namespace

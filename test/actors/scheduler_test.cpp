@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <typeinfo>
@@ -59,6 +61,24 @@ caf::behavior fan_out(caf::event_based_actor* self,
   };
 }
 
+/// Two handlers that each wait (bounded) until both are running: they meet
+/// only if two workers run them at the same time.
+struct rendezvous {
+  std::mutex mtx;
+  std::condition_variable cv;
+  int arrived = 0;
+
+  /// Whether the other one arrived within the bound.
+  bool meet() {
+    std::unique_lock<std::mutex> guard{mtx};
+    ++arrived;
+    cv.notify_all();
+    return cv.wait_for(guard, 10s, [this] {
+      return arrived >= 2;
+    });
+  }
+};
+
 } // namespace
 
 TEST_CASE("the scheduler takes the place of CAF's, with the configured "
@@ -97,6 +117,42 @@ TEST_CASE("a fan-out far larger than a batch reaches every receiver, every "
     for (auto& t : targets)
       self->send_exit(t, caf::exit_reason::user_shutdown);
   }
+}
+
+TEST_CASE("a worker takes no more than its share of the queued jobs") {
+  // A worker takes up to 8 jobs at once, but of 2 queued jobs and 2
+  // workers only one: the other worker runs the other job meanwhile. (A
+  // worker that took both would wait in the first for the second, which
+  // it alone holds, until the bound.)
+  system_with_scheduler s{2};
+  caf::scoped_actor self{*s.sys};
+  auto meeting = std::make_shared<rendezvous>();
+  std::vector<caf::actor> pair;
+  for (int i = 0; i < 2; ++i)
+    pair.push_back(s.sys->spawn(
+        [meeting](caf::event_based_actor*, caf::actor report) -> caf::behavior {
+          return {[meeting, report](int) {
+            caf::anon_send(report, meeting->meet());
+          }};
+        },
+        caf::actor{self}));
+  // Sent by one actor in one turn: both jobs reach the queue in one batch.
+  auto source = s.sys->spawn(fan_out, pair);
+  self->send(source, 1);
+  int met = 0;
+  for (int i = 0; i < 2; ++i)
+    self->receive(
+        [&](bool ok) {
+          met += ok ? 1 : 0;
+        },
+        caf::after(30s) >>
+            [] {
+              FAIL("no report");
+            });
+  CHECK(met == 2);
+  self->send_exit(source, caf::exit_reason::user_shutdown);
+  for (auto& a : pair)
+    self->send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("messages from threads that are not workers, and delayed "
