@@ -99,13 +99,13 @@ connection(connection_actor::stateful_pointer<connection_state> self,
       // A stored update, from the broadcaster.
       [self](atom::live, const stored& s) {
         auto& st = self->state;
-        auto f = st.resume->on_live(s);
+        const auto* f = st.resume->on_live(s);
         if (f) {
           if (auto gap = st.resume->take_gap()) {
             st.stats->gap_events.fetch_add(1, std::memory_order_relaxed);
-            st.sink->deliver(std::move(gap), 0);
+            st.sink->deliver(gap, 0);
           }
-          st.sink->deliver(std::move(*f), s.stored_ns);
+          st.sink->deliver(*f, s.stored_ns);
         }
         if (s.probe)
           s.probe->handed();

@@ -32,7 +32,8 @@ struct frame_sink {
   /// Sends or queues a live frame; counted against --client-queue. Any
   /// thread, one caller at a time.
   /// `stored_ns` (steady clock) times its delivery; 0 for heartbeats.
-  virtual void deliver(frame_ptr f, int64_t stored_ns) = 0;
+  /// By reference: a sink copies the pointer only if it keeps the frame.
+  virtual void deliver(const frame_ptr& f, int64_t stored_ns) = 0;
   /// Queues replayed frames; paced by write completion, not counted against
   /// --client-queue (a long replay must not make a client "slow").
   virtual void replay(std::vector<frame_ptr> frames) = 0;

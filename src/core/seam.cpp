@@ -10,19 +10,19 @@ seam::seam(std::string requested) : requested_(std::move(requested)) {
   // nop
 }
 
-std::optional<frame_ptr> seam::on_live(const stored& s) {
+const frame_ptr* seam::on_live(const stored& s) {
   if (holding_) {
     held_.push_back(s);
-    return std::nullopt;
+    return nullptr;
   }
   if (s.u.id <= last_written_)
-    return std::nullopt;
+    return nullptr;
   if (s.gap_below > last_written_) {
     gap_ = encode_gap(std::to_string(last_written_), s.u.id);
     ++gaps_;
   }
   last_written_ = s.u.id;
-  return s.frame;
+  return &s.frame;
 }
 
 std::vector<frame_ptr> seam::on_history(const history& h) {

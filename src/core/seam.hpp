@@ -26,10 +26,12 @@ public:
   /// @param requested the resume point as given, for the gap event.
   explicit seam(std::string requested);
 
-  /// A live frame from the broadcaster. Returns the frame to write now, or
-  /// nothing (held, or already covered). When it returns a frame after a
-  /// hole, `take_gap` returns the gap event to write before it.
-  std::optional<frame_ptr> on_live(const stored& s);
+  /// A live frame from the broadcaster. Returns the frame to write now
+  /// (`&s.frame`), or null (held, or already covered). When it returns a
+  /// frame after a hole, `take_gap` returns the gap event to write before
+  /// it. A pointer, not a copy: every client shares the frame's reference
+  /// count, and each update of it is a cache line moving between cores.
+  const frame_ptr* on_live(const stored& s);
 
   /// The gap event that must precede the frame `on_live` just returned, or
   /// null (almost always).

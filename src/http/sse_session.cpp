@@ -46,9 +46,9 @@ public:
   explicit session_sink(std::weak_ptr<sse_session> s)
       : session_(std::move(s)) {}
 
-  void deliver(frame_ptr f, int64_t stored_ns) override {
+  void deliver(const frame_ptr& f, int64_t stored_ns) override {
     if (auto s = session_.lock())
-      s->deliver_live(std::move(f), stored_ns);
+      s->deliver_live(f, stored_ns);
   }
 
   void replay(std::vector<frame_ptr> frames) override {
@@ -189,7 +189,7 @@ void sse_session::bound_kernel_buffers() {
 // Nearly every live frame reaches a client with nothing pending. Then the
 // caller writes it at once: a post to the strand per client and event was
 // the largest user-space cost of the fan-out (docs/performance.md).
-void sse_session::deliver_live(frame_ptr f, int64_t stored_ns) {
+void sse_session::deliver_live(const frame_ptr& f, int64_t stored_ns) {
   if (gate_.try_write()) {
     error_code ec;
     auto out = send_frame(fd_, chunked_, *f, ec);
@@ -199,10 +199,10 @@ void sse_session::deliver_live(frame_ptr f, int64_t stored_ns) {
         post_deferred_close();
       return;
     }
-    hand_over(std::move(f), stored_ns, out.written, ec);
+    hand_over(f, stored_ns, out.written, ec);
     return;
   }
-  post_counted([f = std::move(f), stored_ns](sse_session& s) mutable {
+  post_counted([f, stored_ns](sse_session& s) mutable {
     s.enqueue(std::move(f), true, stored_ns);
   });
 }

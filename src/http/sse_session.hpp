@@ -51,7 +51,7 @@ public:
 
   /// Thread-safe entry points of the frame sink, for one caller at a time.
   /// `deliver_live` writes the frame at once when the session is idle.
-  void deliver_live(frame_ptr f, int64_t stored_ns);
+  void deliver_live(const frame_ptr& f, int64_t stored_ns);
   void post_replay(std::vector<frame_ptr> fs);
   void post_close(end_cause why);
 

@@ -12,7 +12,7 @@
 
 namespace btcstream::test {
 
-void recording_sink::deliver(frame_ptr f, int64_t) {
+void recording_sink::deliver(const frame_ptr& f, int64_t) {
   frames.push_back(*f);
   live.push_back(true);
 }

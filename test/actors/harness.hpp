@@ -56,7 +56,7 @@ struct recording_sink final : frame_sink {
   /// How the actor ended the stream, if it did.
   std::optional<end_cause> closed_with;
 
-  void deliver(frame_ptr f, int64_t stored_ns) override;
+  void deliver(const frame_ptr& f, int64_t stored_ns) override;
   void replay(std::vector<frame_ptr> fs) override;
   void close(end_cause why) override {
     closed = true;
