@@ -24,14 +24,15 @@ void forget(broadcaster_state& st, const caf::actor_addr& who) {
 }
 
 /// `anon_send(c, atom::live_v, stored)` with a prebuilt message, which
-/// typed sends cannot take. `msg` must hold exactly (atom::live, stored),
-/// the connection interface's live message. Anonymous: a sender would cost
-/// two atomic updates of the broadcaster's reference count per receiver,
-/// one on each side of a core boundary, and the live handler never replies.
-void send_shared(caf::local_actor* self, const connection_actor& c,
-                 const caf::message& msg) {
-  caf::actor_cast<caf::abstract_actor*>(c)->eq_impl(
-      caf::make_message_id(), nullptr, self->context(), msg);
+/// typed sends cannot take, in a mailbox element from `pool`. `msg` must
+/// hold exactly (atom::live, stored), the connection interface's live
+/// message. Anonymous: a sender would cost two atomic updates of the
+/// broadcaster's reference count per receiver, one on each side of a core
+/// boundary, and the live handler never replies.
+void send_shared(caf::local_actor* self, element_pool& pool,
+                 const connection_actor& c, const caf::message& msg) {
+  caf::actor_cast<caf::abstract_actor*>(c)->enqueue(
+      pool.make(caf::make_message_id(), msg), self->context());
 }
 
 } // namespace
@@ -78,7 +79,7 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
                                                    s.stored_ns, st.stats.get());
         auto msg = caf::make_message(atom::live_v, std::move(out));
         for (auto& c : *st.subscribers)
-          send_shared(self, c, msg);
+          send_shared(self, st.pool, c, msg);
       },
       // Subscribes a connection, from the connection itself.
       [self](atom::subscribe, const connection_actor& c) -> uint64_t {

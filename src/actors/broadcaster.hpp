@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/actors.hpp"
+#include "actors/element_pool.hpp"
 #include "core/metrics.hpp"
 
 #include <caf/actor_addr.hpp>
@@ -30,6 +31,8 @@ struct broadcaster_state {
   caf::timespan heartbeat;
   /// Where the fan-out time is recorded.
   std::shared_ptr<metrics> stats;
+  /// The live messages' mailbox elements.
+  element_pool pool;
 
   static inline const char* name = "broadcaster";
 };
