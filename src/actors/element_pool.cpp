@@ -46,9 +46,9 @@ public:
   pooled_element(caf::message_id mid, const caf::message& msg)
       : caf::mailbox_element(nullptr, mid, {}), msg_(msg) {}
 
-  // As CAF's own wrapper: the message is its own type-erased view, which
-  // copies the shared data only if a handler asks to mutate it (ours take
-  // const references).
+  // As CAF 0.17's own wrapper: the message is its own type-erased view,
+  // which copies the shared data only if a handler asks to mutate it (ours
+  // take const references).
   caf::type_erased_tuple& content() override { return msg_; }
 
   const caf::type_erased_tuple& content() const override {

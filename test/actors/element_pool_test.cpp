@@ -33,8 +33,11 @@ TEST_CASE("an element holds the message it was made with, shared") {
   CHECK(held(*e) == "live");
   CHECK(!e->sender);
   CHECK(e->mid == caf::make_message_id());
-  // Shared, not copied: the same message data.
+  // Shared, not copied: the same message data, also after a read through
+  // the element's content (as a handler reads it).
+  CHECK(msg.cvals()->get_reference_count() == 2);
   CHECK(e->copy_content_to_message().cvals().get() == msg.cvals().get());
+  CHECK(msg.cvals()->get_reference_count() == 2);
   CHECK(e->move_content_to_message().get_as<std::string>(0) == "live");
 }
 
