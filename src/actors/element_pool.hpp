@@ -12,16 +12,17 @@ namespace btcstream {
 /// other worker frees most of them, and with two workers glibc's malloc
 /// and free for those was the largest part of the actor side's CPU
 /// (docs/performance.md, issue 14). An element from here goes back, when
-/// its receiver is done with it, onto one process-wide stack (one atomic
-/// exchange per element, nothing else) from which the sender takes the
-/// whole stack at once when its own list is empty.
+/// its receiver is done with it, onto one process-wide stack (one
+/// compare-and-swap per element, nothing else) from which the sender takes
+/// the whole stack at once (one exchange) when its own list is empty.
 ///
 /// CAF provides for this: a mailbox element is `memory_managed`, and CAF
 /// releases one only through its `request_deletion`.
 ///
 /// Memory: every element ever made stays in the pool, so it holds as many
 /// as were once in flight at the same time (one per receiver and unhandled
-/// message: ~1 MB per 10,000 subscribers), as malloc would keep them too.
+/// message: ~1 MB per 10,000 subscribers). Unlike malloc's free lists, it
+/// lends none of that memory to other allocations.
 class element_pool {
 public:
   element_pool() = default;
