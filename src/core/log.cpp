@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <unistd.h>
 
@@ -47,6 +48,11 @@ bool log_enabled(log_level l) {
 void log(log_level l, std::string_view msg) {
   if (!log_enabled(l))
     return;
+  // Stamped and written under one lock, so that lines from different
+  // threads reach stderr in the order of their timestamps (a reader sorts
+  // by neither). Logging is off the hot paths.
+  static std::mutex order;
+  std::lock_guard<std::mutex> guard{order};
   auto ts = format_timestamp(system_wall_clock{}.now_ms());
   std::string line;
   if (json_lines.load(std::memory_order_relaxed)) {
