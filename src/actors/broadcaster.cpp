@@ -23,16 +23,20 @@ void forget(broadcaster_state& st, const caf::actor_addr& who) {
   subs.pop_back();
 }
 
-/// `anon_send(c, atom::live_v, stored)` with a prebuilt message, which
-/// typed sends cannot take, in a mailbox element from `pool`. `msg` must
-/// hold exactly (atom::live, stored), the connection interface's live
-/// message. Anonymous: a sender would cost two atomic updates of the
-/// broadcaster's reference count per receiver, one on each side of a core
-/// boundary, and the live handler never replies.
-void send_shared(caf::local_actor* self, element_pool& pool,
-                 const connection_actor& c, const caf::message& msg) {
-  caf::actor_cast<caf::abstract_actor*>(c)->enqueue(
-      pool.make(caf::make_message_id(), msg), self->context());
+/// `anon_send(c, atom::live_v, stored)` to every subscriber, with one
+/// prebuilt message, which typed sends cannot take, in mailbox elements
+/// from `pool`. `msg` must hold exactly (atom::live, stored), the
+/// connection interface's live message. Anonymous: a sender would cost two
+/// atomic updates of the broadcaster's reference count per receiver, one
+/// on each side of a core boundary, and the live handler never replies.
+void send_to_all(caf::local_actor* self, element_pool& pool,
+                 const std::vector<connection_actor>& subs,
+                 const caf::message& msg) {
+  pool.make_each(caf::make_message_id(), msg, subs.size(),
+                 [&](size_t i, caf::mailbox_element_ptr e) {
+                   caf::actor_cast<caf::abstract_actor*>(subs[i])->enqueue(
+                       std::move(e), self->context());
+                 });
 }
 
 } // namespace
@@ -78,8 +82,7 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         out.probe = std::make_shared<fanout_probe>(st.subscribers->size(),
                                                    s.stored_ns, st.stats.get());
         auto msg = caf::make_message(atom::live_v, std::move(out));
-        for (auto& c : *st.subscribers)
-          send_shared(self, st.pool, c, msg);
+        send_to_all(self, st.pool, *st.subscribers, msg);
       },
       // Subscribes a connection, from the connection itself.
       [self](atom::subscribe, const connection_actor& c) -> uint64_t {
