@@ -65,6 +65,13 @@ public:
              & writing);
   }
 
+  /// Strand: true while the caller is in a write (between try_write and
+  /// done_writing or hand_over). What the caller stored before it left the
+  /// write is visible once this is false.
+  bool caller_writing() const {
+    return word_.load(std::memory_order_acquire) & writing;
+  }
+
 private:
   static constexpr uint64_t writing = 1;  // the caller writes now
   static constexpr uint64_t pending = 2;  // the strand has work left

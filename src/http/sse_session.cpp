@@ -241,6 +241,8 @@ void sse_session::post_counted(Handler h) {
 // strand takes the socket back, with the rest of this frame first.
 void sse_session::hand_over(frame_ptr f, int64_t stored_ns, size_t written,
                             error_code ec) {
+  if (ec == asio::error::timed_out) // before the gate opens: see on_read
+    caller_timed_out_.store(true, std::memory_order_relaxed);
   if (gate_.hand_over())
     post_deferred_close();
   asio::post(strand_, [self = shared_from_this(), f = std::move(f), stored_ns,
@@ -474,11 +476,27 @@ void sse_session::do_read() {
                           });
 }
 
+// The kernel reports a connection's error to one system call only. When
+// TCP_USER_TIMEOUT ends a stalled stream, the caller's direct write may be
+// the one that gets `timed_out`, and this read then sees only the end of
+// the stream, and may run before the caller's hand-over: without asking
+// the caller, the stream would end as `closed` (client_closed) instead of
+// `stalled` (slow_consumer). So a read that fails otherwise waits for the
+// caller to leave its write, then takes the caller's finding into account.
 void sse_session::on_read(error_code ec, size_t) {
   if (finished_)
     return;
   if (ec) {
-    finish(ended_by(ec));
+    if (ec != asio::error::timed_out && gate_.caller_writing()) {
+      asio::post(strand_, [self = shared_from_this(), ec] {
+        self->on_read(ec, 0);
+      });
+      return;
+    }
+    auto state = ended_by(ec);
+    if (caller_timed_out_.load(std::memory_order_relaxed))
+      state = session_state::stalled;
+    finish(state);
     return;
   }
   do_read();

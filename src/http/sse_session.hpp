@@ -11,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -110,6 +111,8 @@ private:
   bool terminated_ = false;                 // the final chunk has been queued
   bool finished_ = false;
   bool waiting_ = false; // blocked until the socket is writable
+  // The caller's direct write met the kernel's stall timeout (see on_read).
+  std::atomic<bool> caller_timed_out_{false};
   bool timer_armed_ = false;
   std::chrono::steady_clock::time_point last_progress_;
   std::array<char, 256> read_buf_{};

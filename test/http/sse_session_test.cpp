@@ -117,8 +117,11 @@ struct session_fixture {
   std::shared_ptr<sse_session> session;
   int client = -1;
 
-  session_fixture() {
+  /// `stall_timeout`: --stall-timeout, also the socket's TCP_USER_TIMEOUT.
+  explicit session_fixture(std::chrono::milliseconds stall_timeout
+                           = std::chrono::seconds{60}) {
     auto ctx = std::make_shared<server_context>();
+    ctx->opts.stall_timeout = stall_timeout;
     // Never "slow": the rounds below leave far more than the default queued.
     ctx->opts.client_queue = 64 * 1024 * 1024;
     ctx->streams = streams;
@@ -361,5 +364,30 @@ TEST_CASE("sse_session: a client that leaves while the caller writes is "
     CHECK_MESSAGE(r == 0, "no EOF: errno ", errno);
     CHECK(f.streams->events->wait_state()
           == std::vector<session_state>{session_state::closed});
+  }
+}
+
+TEST_CASE("sse_session: a client that stops reading ends as stalled, "
+          "whichever side meets the kernel's timeout") {
+  // --stall-timeout is also the socket's TCP_USER_TIMEOUT: the kernel ends
+  // the stream once the client's window stays shut that long, and reports
+  // `timed_out` to one system call only. With a frame every millisecond the
+  // session stays idle (its send buffer is far from full), so the caller's
+  // direct write is often the one that gets it, while the pending read
+  // sees only the end of the stream. Either way: stalled, not closed.
+  for (int n = 0; n < 3; ++n) {
+    session_fixture f{std::chrono::milliseconds{200}};
+    auto sink = f.streams->wait_sink();
+    std::atomic<bool> stop{false};
+    std::thread caller{[&] {
+      for (int i = 0; !stop; ++i) {
+        sink->deliver(frame(std::to_string(i), 20), 1);
+        std::this_thread::sleep_for(1ms);
+      }
+    }};
+    auto states = f.streams->events->wait_state();
+    stop = true;
+    caller.join();
+    CHECK(states == std::vector<session_state>{session_state::stalled});
   }
 }
