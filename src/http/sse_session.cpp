@@ -248,7 +248,7 @@ void sse_session::hand_over(frame_ptr f, int64_t stored_ns, size_t written,
   asio::post(strand_, [self = shared_from_this(), f = std::move(f), stored_ns,
                        written, ec]() mutable {
     if (ec && ec != asio::error::would_block)
-      self->finish(ended_by(ec));
+      self->write_failed(ec);
     else
       self->enqueue(std::move(f), true, stored_ns, written);
     self->settle(1);
@@ -258,7 +258,20 @@ void sse_session::hand_over(frame_ptr f, int64_t stored_ns, size_t written,
 // On the strand, at the end of every handler that may have changed what is
 // pending: the caller may write again once nothing is.
 void sse_session::settle(uint64_t posts_done) {
-  gate_.settle(posts_done, finished_ || closing_ || !idle());
+  gate_.settle(posts_done, finished_ || closing_ || broken_ || !idle());
+}
+
+// A write found the connection gone. When the kernel's stall timeout ended
+// it, the write may have lost the `timed_out` to the pending read, whose
+// handler then still has to run: so the read, which completes at once on
+// a dead socket, says why the stream ended (on_read). Other errors end it
+// here.
+void sse_session::write_failed(error_code ec) {
+  if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset) {
+    broken_ = true;
+    return;
+  }
+  finish(ended_by(ec));
 }
 
 // finish() met the caller in a direct write: the caller posts this when it
@@ -280,7 +293,7 @@ void sse_session::observe_delivery(int64_t stored_ns, int64_t now_ns) {
 // (the session was idle then, so `f` is all that is pending).
 void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns,
                           size_t written) {
-  if (finished_ || closing_)
+  if (finished_ || closing_ || broken_)
     return;
   if (counted) {
     counted_bytes_ += f->size();
@@ -320,7 +333,7 @@ bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
   if (ec == asio::error::would_block)
     return false;
   if (ec) {
-    finish(ended_by(ec));
+    write_failed(ec);
     return true;
   }
   auto now_ns = steady_now_ns();
@@ -337,7 +350,7 @@ bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
 // Writes without blocking as long as the socket takes bytes; waits for
 // writability otherwise. One batch in flight, always.
 void sse_session::flush() {
-  if (finished_ || waiting_)
+  if (finished_ || waiting_ || broken_)
     return;
   for (;;) {
     if (next_buf_ == bufs_.size() && !next_batch()) {
@@ -356,7 +369,7 @@ void sse_session::flush() {
       return;
     }
     if (ec) {
-      finish(ended_by(ec));
+      write_failed(ec);
       return;
     }
     last_progress_ = std::chrono::steady_clock::now();
@@ -483,6 +496,8 @@ void sse_session::do_read() {
 // the caller, the stream would end as `closed` (client_closed) instead of
 // `stalled` (slow_consumer). So a read that fails otherwise waits for the
 // caller to leave its write, then takes the caller's finding into account.
+// (A write that gets only `broken_pipe` leaves the verdict to this read:
+// write_failed.)
 void sse_session::on_read(error_code ec, size_t) {
   if (finished_)
     return;

@@ -74,6 +74,7 @@ private:
   void hand_over(frame_ptr f, int64_t stored_ns, size_t written,
                  boost::system::error_code ec);
   void settle(uint64_t posts_done);
+  void write_failed(boost::system::error_code ec);
   void post_deferred_close();
   void observe_delivery(int64_t stored_ns, int64_t now_ns);
   void enqueue(frame_ptr f, bool counted, int64_t stored_ns,
@@ -111,6 +112,7 @@ private:
   bool terminated_ = false;                 // the final chunk has been queued
   bool finished_ = false;
   bool waiting_ = false; // blocked until the socket is writable
+  bool broken_ = false;  // a write found the connection gone (write_failed)
   // The caller's direct write met the kernel's stall timeout (see on_read).
   std::atomic<bool> caller_timed_out_{false};
   bool timer_armed_ = false;

@@ -375,7 +375,9 @@ TEST_CASE("sse_session: a client that stops reading ends as stalled, "
   // session stays idle (its send buffer is far from full), so the caller's
   // direct write is often the one that gets it, while the pending read
   // sees only the end of the stream. Either way: stalled, not closed.
-  for (int n = 0; n < 3; ++n) {
+  // Before on_read and write_failed allowed for this, about one stream in
+  // fifteen ended as closed here.
+  for (int n = 0; n < 8; ++n) {
     session_fixture f{std::chrono::milliseconds{200}};
     auto sink = f.streams->wait_sink();
     std::atomic<bool> stop{false};
@@ -388,6 +390,8 @@ TEST_CASE("sse_session: a client that stops reading ends as stalled, "
     auto states = f.streams->events->wait_state();
     stop = true;
     caller.join();
-    CHECK(states == std::vector<session_state>{session_state::stalled});
+    CHECK_MESSAGE(states == std::vector<session_state>{session_state::stalled},
+                  "states: ", states.size(), " first ",
+                  states.empty() ? -1 : static_cast<int>(states[0]));
   }
 }
