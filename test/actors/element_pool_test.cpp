@@ -27,6 +27,14 @@ std::string held(caf::mailbox_element& e) {
   return e.content().get_as<std::string>(0);
 }
 
+std::vector<caf::mailbox_element_ptr> batch_of(element_pool& pool,
+                                               const caf::message& msg, int n) {
+  std::vector<caf::mailbox_element_ptr> batch;
+  for (int i = 0; i < n; ++i)
+    batch.push_back(pool.make(caf::make_message_id(), msg));
+  return batch;
+}
+
 } // namespace
 
 TEST_CASE("an element holds the message it was made with, shared") {
@@ -140,9 +148,7 @@ TEST_CASE("elements released on other threads come back to the pool") {
   auto before = element_pool::allocated();
   std::thread releaser;
   for (int r = 0; r < rounds; ++r) {
-    std::vector<caf::mailbox_element_ptr> batch;
-    for (int i = 0; i < per_round; ++i)
-      batch.push_back(pool.make(caf::make_message_id(), msg));
+    auto batch = batch_of(pool, msg, per_round);
     if (releaser.joinable())
       releaser.join();
     releaser = std::thread{[b = std::move(batch)]() mutable {
@@ -182,9 +188,7 @@ TEST_CASE("a thread that keeps releasing hands its elements back in lists") {
     }
   }};
   for (int r = 0; r < rounds; ++r) {
-    std::vector<caf::mailbox_element_ptr> batch;
-    for (int i = 0; i < per_round; ++i)
-      batch.push_back(pool.make(caf::make_message_id(), msg));
+    auto batch = batch_of(pool, msg, per_round);
     std::unique_lock<std::mutex> lock{m};
     cv.wait(lock, [&] {
       return !busy;
