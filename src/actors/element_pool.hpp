@@ -15,9 +15,12 @@ namespace btcstream {
 /// other worker frees most of them, and with two workers glibc's malloc
 /// and free for those was the largest part of the actor side's CPU
 /// (docs/performance.md, issue 14). An element from here goes back, when
-/// its receiver is done with it, onto one process-wide stack (one
-/// compare-and-swap per element, nothing else) from which the sender takes
-/// the whole stack at once (one exchange) when its own list is empty.
+/// its receiver is done with it, to its receiver's thread, which reuses it
+/// for a pool on that thread or hands it on, 256 at a time, to one
+/// process-wide stack (one compare-and-swap per list), from which the
+/// sender takes the whole stack at once (one exchange) when its own list
+/// is empty. Its reference to the message stays with that thread until the
+/// thread releases an element of another message (drop_held_messages).
 ///
 /// CAF provides for this: a mailbox element is `memory_managed`, and CAF
 /// releases one only through its `request_deletion`.
