@@ -104,15 +104,27 @@ struct thread_cache {
       intrusive_ptr_release(data);
   }
 
-  ~thread_cache() {
-    drop_held();
-    spill();
-  }
+  ~thread_cache();
 };
 
-thread_cache& this_thread_cache() {
+/// Set once this thread's cache is destroyed, at thread exit. A
+/// `thread_local` destroyed before the cache (constructed after it) may
+/// still release an element: that one must not reach the destroyed cache.
+/// Trivially destructible, so it stays readable until the thread is gone.
+thread_local bool cache_gone = false;
+
+thread_cache::~thread_cache() {
+  drop_held();
+  spill();
+  cache_gone = true;
+}
+
+/// This thread's cache, or null once it is destroyed.
+thread_cache* this_thread_cache() {
+  if (cache_gone)
+    return nullptr;
   thread_local thread_cache cache;
-  return cache;
+  return &cache;
 }
 
 /// A mailbox element holding a shared message, as CAF's own wrapper, whose
@@ -137,14 +149,20 @@ public:
 
   void request_deletion(bool) const noexcept override {
     auto* self = const_cast<pooled_element*>(this);
-    auto& cache = this_thread_cache();
+    auto* cache = this_thread_cache();
+    if (!cache) { // thread exit: straight to the shared stack
+      self->~pooled_element();
+      auto* node = new (static_cast<void*>(self)) free_node{nullptr};
+      returned().push(node, node);
+      return;
+    }
     // Detached, so the destructor leaves the count alone; empty if a
     // handler moved the message out.
     auto* data = self->msg_.vals().release();
     self->~pooled_element();
-    cache.push(new (static_cast<void*>(self)) free_node{nullptr});
+    cache->push(new (static_cast<void*>(self)) free_node{nullptr});
     if (data)
-      cache.hold(data);
+      cache->hold(data);
   }
 
 private:
@@ -164,7 +182,8 @@ element_pool::~element_pool() {
 
 void* element_pool::allocate() {
   if (!free_)
-    free_ = this_thread_cache().take_all();
+    if (auto* cache = this_thread_cache())
+      free_ = cache->take_all();
   if (!free_)
     free_ = returned().take_all();
   if (free_) {
@@ -201,7 +220,8 @@ caf::mailbox_element_ptr element_pool::adopt(caf::message_id mid,
 }
 
 void element_pool::drop_held_messages() {
-  this_thread_cache().drop_held();
+  if (auto* cache = this_thread_cache())
+    cache->drop_held();
 }
 
 size_t element_pool::allocated() {

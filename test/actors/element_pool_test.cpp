@@ -95,6 +95,32 @@ TEST_CASE("a thread that ends drops the message references it holds") {
   CHECK(msg.cvals()->get_reference_count() == 1);
 }
 
+namespace {
+
+/// Releases its element when its thread ends.
+struct released_at_exit {
+  caf::mailbox_element_ptr element;
+};
+
+} // namespace
+
+TEST_CASE("an element released after its thread's cache is gone is not "
+          "lost") {
+  element_pool pool;
+  auto msg = text("exit");
+  auto late_one = pool.make(caf::make_message_id(), msg);
+  auto early_one = pool.make(caf::make_message_id(), msg);
+  std::thread{[&] {
+    // Constructed before the pool's cache for this thread, so destroyed
+    // after it: its release comes when the cache is gone.
+    thread_local released_at_exit late;
+    late.element = std::move(late_one);
+    early_one.reset(); // makes this thread's cache
+  }}.join();
+  // Neither reference is left behind in a destroyed cache.
+  CHECK(msg.cvals()->get_reference_count() == 1);
+}
+
 TEST_CASE("make_each makes one element per receiver, in order") {
   element_pool pool;
   auto msg = text("fan");
