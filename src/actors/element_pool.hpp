@@ -20,7 +20,9 @@ namespace btcstream {
 /// process-wide stack (one compare-and-swap per list), from which the
 /// sender takes the whole stack at once (one exchange) when its own list
 /// is empty. Its reference to the message stays with that thread until the
-/// thread releases an element of another message (drop_held_messages).
+/// thread releases an element of another message (drop_held_messages) or
+/// ends; an element released after the thread's cache is gone, at thread
+/// exit, goes straight to the shared stack and drops its reference at once.
 ///
 /// CAF provides for this: a mailbox element is `memory_managed`, and CAF
 /// releases one only through its `request_deletion`.
