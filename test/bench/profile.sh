@@ -13,6 +13,13 @@
 # server per delivered event (perf stat on syscall tracepoints), i.e. the
 # wake-ups and hand-offs per event.
 #
+# COUNTER=cachesim is callgrind with its cache simulation, sized like one
+# core of these machines (48 KiB L1d, 2 MiB L2 as the last level): data
+# cache lines missed per delivered event, per step. Use it with as many
+# clients as the benchmark (10000): their state then does not fit, and
+# the misses count the cold lines one delivery touches. User space only,
+# so a lower bound (the kernel's writes evict more).
+#
 # Environment: EVENTS (10), SSE_LOAD (build/test/bench/sse_load),
 # BTCSTREAM_ARGS (extra server flags), OUT (keeps callgrind.out there).
 set -euo pipefail
@@ -28,9 +35,9 @@ sse_load=${SSE_LOAD:-build/test/bench/sse_load}
 }
 counter=${COUNTER:-callgrind}
 case $counter in
-  callgrind) command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 2; } ;;
+  callgrind|cachesim) command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 2; } ;;
   perf) command -v perf >/dev/null || { echo "profile.sh: needs perf (linux-perf)" >&2; exit 2; } ;;
-  *) echo "profile.sh: COUNTER is callgrind or perf" >&2; exit 2 ;;
+  *) echo "profile.sh: COUNTER is callgrind, cachesim or perf" >&2; exit 2 ;;
 esac
 
 free_port() {
@@ -66,8 +73,10 @@ python3 test/integration/fake_upstream.py --port "$upstream_port" \
 pids+=($!)
 
 under=()
-[[ $counter == callgrind ]] && under=(valgrind --tool=callgrind
+[[ $counter != perf ]] && under=(valgrind --tool=callgrind
   --callgrind-out-file="$work/callgrind.out" --dump-instr=no --collect-systime=no)
+[[ $counter == cachesim ]] && under+=(--cache-sim=yes
+  --D1=49152,12,64 --LL=2097152,16,64)
 # shellcheck disable=SC2086 # BTCSTREAM_ARGS is a list of flags
 "${under[@]}" "$bin" --listen "127.0.0.1:$port" --upstream-url "$tick" --interval 1s \
   --max-clients 19000 ${BTCSTREAM_ARGS:-} >"$work/btcstream.log" 2>&1 &
@@ -116,18 +125,22 @@ sleep 1
 delivered=$(grep -o '"events_in_phase":[0-9]*' "$work/sse_load.out" | cut -d: -f2)
 dump=$(ls -t "$work"/callgrind.out.* | head -1)
 echo "profile.sh: $n clients, $delivered events delivered while counting"
-callgrind_annotate --inclusive=yes --threshold=100 "$dump" >"$work/inclusive.txt" 2>/dev/null
-python3 - "$work/inclusive.txt" "$delivered" <<'EOF'
+show=Ir
+[[ $counter == cachesim ]] && show=Ir,D1mr,D1mw,DLmr,DLmw
+callgrind_annotate --inclusive=yes --threshold=100 --show="$show" "$dump" \
+  >"$work/inclusive.txt" 2>/dev/null
+python3 - "$work/inclusive.txt" "$delivered" "$show" <<'EOF'
 import re, sys
 # Steps of one delivered event, by the function whose inclusive count is the
 # step's cost; callgrind sums over every thread.
 steps = [
     ("total, all threads", r"PROGRAM TOTALS"),
     ("CAF workers (all actor work)", r"caf::scheduler::worker<[^>]*>::run\(\)|btcstream::\(anonymous namespace\)::worker::start\(\)::\{lambda\(\)#1\}> > >::_M_run\(\)"),
-    ("  broadcaster: fan-out loop", r"btcstream::broadcaster\(.*atom_constant<\(caf::atom_value\)69675774307885>"),
+    ("  broadcaster: fan-out loop", r"caf::trivial_match_case<btcstream::broadcaster\("),
     ("  CAF: mailbox enqueue + schedule", r"caf::scheduled_actor::enqueue\(std::unique_ptr"),
+    ("  CAF: resume (activation + handlers)", r"caf::scheduled_actor::resume\(caf::execution_unit\*, unsigned long\) \["),
     ("  connection actor: live handler", r"_ZN3caf18trivial_match_caseIZN9btcstream10connection"),
-    ("    sse_session::deliver_live: direct write, or post to the strand", r"btcstream::sse_session::deliver_live\("),
+    ("    sse_session::deliver (the direct write)", r"btcstream::sse_session::deliver\("),
     ("io thread: Asio handlers", r"boost::asio::detail::scheduler::do_run_one\("),
     ("  session: enqueue + write", r"btcstream::sse_session::enqueue\("),
     ("    libc sendmsg (user side)", r":sendmsg \["),
@@ -135,16 +148,36 @@ steps = [
     ("free", r":free \["),
 ]
 delivered = int(sys.argv[2] or 0)
+events = sys.argv[3].split(",")
 text = open(sys.argv[1]).read().splitlines()
+def counts(line):
+    """The leading event counts of an annotate line (percentages skipped)."""
+    out = []
+    for tok in re.sub(r"\(\s*[\d.]+%\)", " ", line).split():
+        if re.fullmatch(r"\d[\d,]*|\.", tok):  # "." is a zero count
+            out.append(int(tok.replace(",", "").replace(".", "0")))
+        else:
+            break
+    return out if len(out) == len(events) else None
 def count(pattern):
-    best = 0
+    best = None
     for line in text:
-        m = re.match(r"\s*([\d,]+)\s", line)
-        if m and re.search(pattern, line):
-            best = max(best, int(m.group(1).replace(",", "")))
-    return best
-print(f"{'step':40s} {'instructions/event':>20s}")
+        c = counts(line)
+        if c and re.search(pattern, line) and (best is None or c[0] > best[0]):
+            best = c
+    return dict(zip(events, best or [0] * len(events)))
+def per_event(x):
+    return x / delivered if delivered else float("nan")
+if len(events) == 1:
+    print(f"{'step':40s} {'instructions/event':>20s}")
+else:  # cachesim: data lines missed in L1d and in the simulated L2
+    print(f"{'step':40s} {'instructions':>12s} {'L1d misses':>11s} {'L2 misses':>10s}   (per event)")
 for name, pat in steps:
     c = count(pat)
-    print(f"{name:40s} {c / delivered if delivered else float('nan'):20.0f}")
+    if len(events) == 1:
+        print(f"{name:40s} {per_event(c['Ir']):20.0f}")
+    else:
+        print(f"{name:40s} {per_event(c['Ir']):12.0f} "
+              f"{per_event(c['D1mr'] + c['D1mw']):11.2f} "
+              f"{per_event(c['DLmr'] + c['DLmw']):10.2f}")
 EOF
