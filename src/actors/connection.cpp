@@ -48,8 +48,11 @@ connection(connection_actor::stateful_pointer<connection_state> self,
   stats->connection_actors.fetch_add(1, std::memory_order_relaxed);
   // Whatever ends this actor ends the stream; the reason tells the session
   // what to count.
-  self->attach_functor([sink, stats](const caf::error& reason) {
+  self->attach_functor([weak = st.sink, stats](const caf::error& reason) {
     stats->connection_actors.fetch_sub(1, std::memory_order_relaxed);
+    auto sink = weak.lock();
+    if (!sink)
+      return;
     if (!reason || reason == caf::exit_reason::normal)
       sink->close(end_cause::done);
     else if (reason == caf::exit_reason::user_shutdown)
@@ -85,8 +88,9 @@ connection(connection_actor::stateful_pointer<connection_state> self,
                       auto out = resume.on_history(h);
                       m.gap_events.fetch_add(resume.gaps() - gaps,
                                              std::memory_order_relaxed);
-                      if (!out.empty())
-                        self->state.sink->replay(std::move(out));
+                      auto sink = self->state.sink.lock();
+                      if (sink && !out.empty())
+                        sink->replay(std::move(out));
                     },
                     [self](caf::error& err) {
                       give_up(self, err, "history");
@@ -101,11 +105,14 @@ connection(connection_actor::stateful_pointer<connection_state> self,
         auto& st = self->state;
         const auto* f = st.resume->on_live(s);
         if (f) {
-          if (auto gap = st.resume->take_gap()) {
+          auto gap = st.resume->take_gap();
+          if (gap)
             st.stats->gap_events.fetch_add(1, std::memory_order_relaxed);
-            st.sink->deliver(gap, 0);
+          if (auto sink = st.sink.lock()) {
+            if (gap)
+              sink->deliver(gap, 0);
+            sink->deliver(*f, s.stored_ns);
           }
-          st.sink->deliver(*f, s.stored_ns);
         }
         if (s.probe)
           s.probe->handed();
@@ -116,7 +123,8 @@ connection(connection_actor::stateful_pointer<connection_state> self,
       },
       // No traffic for --heartbeat, from the broadcaster.
       [self](atom::heartbeat) {
-        self->state.sink->deliver(heartbeat_frame(), 0);
+        if (auto sink = self->state.sink.lock())
+          sink->deliver(heartbeat_frame(), 0);
       },
       // The session ended, from the HTTP session.
       [self](atom::session, session_state) {

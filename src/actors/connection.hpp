@@ -14,10 +14,14 @@
 
 namespace btcstream {
 
-/// A connection's state.
+/// A connection's state. `sink` and the first members of `resume` are what
+/// a live frame touches: kept first and together (docs/performance.md,
+/// "Cold lines").
 struct connection_state {
-  /// Where frames go: the HTTP session, or a test's recording sink.
-  std::shared_ptr<frame_sink> sink;
+  /// Where frames go: the HTTP session, or a test's recording sink. Weak:
+  /// the actor never keeps a socket alive (chat-multi's broadcast), and
+  /// frames to a sink its owner dropped go nowhere.
+  std::weak_ptr<frame_sink> sink;
   /// The hold/replay/release rule; engaged from spawn on.
   std::optional<seam> resume;
   /// Frames held before the history reply, at most; beyond this the client
@@ -40,7 +44,8 @@ struct connection_state {
 ///
 /// In every phase: a session event, a failed request or the broadcaster's
 /// death ends the actor, and its exit closes the sink.
-/// @param sink the session's frame sink.
+/// @param sink the session's frame sink; the caller keeps it alive for as
+/// long as it wants frames (the actor holds it weakly).
 /// @param from the client's resume point.
 /// @param broadcaster live frames; its `ended` ends this actor.
 /// @param buffer history.

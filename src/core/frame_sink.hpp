@@ -26,7 +26,10 @@ enum class end_cause {
 
 /// Where a connection actor writes its frames. Implemented by the HTTP
 /// session (a live frame to an idle client written at once, everything else
-/// posted onto its strand) and by the tests' recording sink.
+/// posted onto its strand) and by the tests' recording sink. The actor holds
+/// its sink weakly: whoever opens a stream keeps the sink alive for as long
+/// as it wants frames (a session keeps itself alive while its socket is
+/// open).
 struct frame_sink {
   virtual ~frame_sink() = default;
   /// Sends or queues a live frame; counted against --client-queue. Any

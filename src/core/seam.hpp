@@ -48,12 +48,14 @@ public:
   size_t gaps() const { return gaps_; }
 
 private:
-  std::string requested_;
+  // What on_live and take_gap touch first, together (docs/performance.md,
+  // "Cold lines").
   bool holding_ = true;
   uint64_t last_written_ = 0;
-  std::vector<stored> held_;
   frame_ptr gap_;
+  std::vector<stored> held_;
   size_t gaps_ = 0;
+  std::string requested_;
 };
 
 } // namespace btcstream

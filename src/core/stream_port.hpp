@@ -12,7 +12,8 @@ namespace btcstream {
 struct stream_port {
   virtual ~stream_port() = default;
   /// Starts streaming to `sink` from `from`. The returned object receives the
-  /// session's one state change. Thread-safe.
+  /// session's one state change. The stream holds `sink` weakly: the caller
+  /// keeps it alive. Thread-safe.
   virtual std::shared_ptr<session_events> open(resume_point from,
                                                std::shared_ptr<frame_sink> sink)
       = 0;

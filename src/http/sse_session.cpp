@@ -39,32 +39,6 @@ struct unsent {
   const asio::const_buffer* end() const { return last; }
 };
 
-/// The sink the connection actor writes to. A weak pointer, so the actor
-/// never keeps a socket alive (chat-multi's broadcast).
-class session_sink final : public frame_sink {
-public:
-  explicit session_sink(std::weak_ptr<sse_session> s)
-      : session_(std::move(s)) {}
-
-  void deliver(const frame_ptr& f, int64_t stored_ns) override {
-    if (auto s = session_.lock())
-      s->deliver_live(f, stored_ns);
-  }
-
-  void replay(std::vector<frame_ptr> frames) override {
-    if (auto s = session_.lock())
-      s->post_replay(std::move(frames));
-  }
-
-  void close(end_cause why) override {
-    if (auto s = session_.lock())
-      s->post_close(why);
-  }
-
-private:
-  std::weak_ptr<sse_session> session_;
-};
-
 /// Writes "<hex size>\r\n" to `buf`; returns its length. `to_chars`, not
 /// `snprintf`: this runs for every write.
 size_t chunk_size_line(std::array<char, 24>& buf, size_t size) {
@@ -135,11 +109,12 @@ session_state ended_by(const error_code& ec) {
 
 sse_session::sse_session(asio::ip::tcp::socket socket,
                          std::shared_ptr<server_context> ctx, bool chunked)
-    : socket_(std::move(socket)),
-      strand_(strand_of(socket_)),
-      stall_timer_(strand_),
+    : chunked_(chunked),
+      delivery_(&ctx->stats->event_delivery),
       ctx_(std::move(ctx)),
-      chunked_(chunked) {
+      socket_(std::move(socket)),
+      strand_(strand_of(socket_)),
+      stall_timer_(strand_) {
   ctx_->stats->sse_sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -158,8 +133,7 @@ void sse_session::start(std::string header, std::string retry,
   header_ = std::move(header);
   ctx_->stats->sse_connections.fetch_add(1, std::memory_order_relaxed);
   // Frames the actor delivers are posted, so they queue behind `retry`.
-  events_ = ctx_->streams->open(
-      std::move(from), std::make_shared<session_sink>(weak_from_this()));
+  events_ = ctx_->streams->open(std::move(from), shared_from_this());
   enqueue(std::make_shared<const std::string>(std::move(retry)), false, 0);
   if (!finished_)
     do_read();
@@ -189,7 +163,7 @@ void sse_session::bound_kernel_buffers() {
 // Nearly every live frame reaches a client with nothing pending. Then the
 // caller writes it at once: a post to the strand per client and event was
 // the largest user-space cost of the fan-out (docs/performance.md).
-void sse_session::deliver_live(const frame_ptr& f, int64_t stored_ns) {
+void sse_session::deliver(const frame_ptr& f, int64_t stored_ns) {
   if (gate_.try_write()) {
     error_code ec;
     auto out = send_frame(fd_, chunked_, *f, ec);
@@ -207,7 +181,7 @@ void sse_session::deliver_live(const frame_ptr& f, int64_t stored_ns) {
   });
 }
 
-void sse_session::post_replay(std::vector<frame_ptr> fs) {
+void sse_session::replay(std::vector<frame_ptr> fs) {
   post_counted([fs = std::move(fs)](sse_session& s) mutable {
     if (s.finished_ || s.closing_)
       return;
@@ -217,7 +191,7 @@ void sse_session::post_replay(std::vector<frame_ptr> fs) {
   });
 }
 
-void sse_session::post_close(end_cause why) {
+void sse_session::close(end_cause why) {
   post_counted([why](sse_session& s) {
     if (!s.closing_)
       s.close_cause_ = why;
@@ -285,8 +259,7 @@ void sse_session::post_deferred_close() {
 
 void sse_session::observe_delivery(int64_t stored_ns, int64_t now_ns) {
   if (stored_ns != 0)
-    ctx_->stats->event_delivery.observe(static_cast<double>(now_ns - stored_ns)
-                                        / 1e9);
+    delivery_->observe(static_cast<double>(now_ns - stored_ns) / 1e9);
 }
 
 // `written`: bytes of `f` the caller wrote before it handed the frame over

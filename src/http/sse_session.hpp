@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/frame_sink.hpp"
+#include "core/metrics.hpp"
 #include "core/query.hpp"
 #include "core/write_gate.hpp"
 #include "http/server_context.hpp"
@@ -24,14 +25,16 @@ namespace btcstream {
 /// One SSE client's socket, after the HTTP session handed it over. Owns the
 /// queue of unsent frames, enforces --client-queue and --stall-timeout,
 /// coalesces queued frames into one write, and reports only state changes to
-/// its connection actor. Every member runs on the socket's strand; the sink
-/// side (`deliver_live`, `post_*`) may be called from any thread, one caller
-/// at a time (the session's connection actor).
+/// its connection actor. Every member runs on the socket's strand; the
+/// frame sink's side (`deliver`, `replay`, `close`) may be called from any
+/// thread, one caller at a time (the session's connection actor, which
+/// holds the session weakly, so that it never keeps a socket alive).
 ///
 /// The one exception is the common case of a live frame to a client with
-/// nothing pending: the caller writes it itself (`deliver_live`), without a
+/// nothing pending: the caller writes it itself (`deliver`), without a
 /// hand-off to the strand, when `gate_` lets it (core/write_gate.hpp).
-class sse_session : public std::enable_shared_from_this<sse_session> {
+class sse_session final : public frame_sink,
+                          public std::enable_shared_from_this<sse_session> {
 public:
   /// The executor of every socket the listener accepts.
   using strand = boost::asio::strand<boost::asio::io_context::executor_type>;
@@ -41,7 +44,7 @@ public:
   /// `strand`.
   sse_session(boost::asio::ip::tcp::socket socket,
               std::shared_ptr<server_context> ctx, bool chunked);
-  ~sse_session();
+  ~sse_session() override;
 
   sse_session(const sse_session&) = delete;
   sse_session& operator=(const sse_session&) = delete;
@@ -50,11 +53,11 @@ public:
   /// opens the stream from `from`. Call on the socket's strand.
   void start(std::string header, std::string retry, resume_point from);
 
-  /// Thread-safe entry points of the frame sink, for one caller at a time.
-  /// `deliver_live` writes the frame at once when the session is idle.
-  void deliver_live(const frame_ptr& f, int64_t stored_ns);
-  void post_replay(std::vector<frame_ptr> fs);
-  void post_close(end_cause why);
+  /// The frame sink, for one caller at a time. `deliver` writes the frame
+  /// at once when the session is idle; the rest is posted to the strand.
+  void deliver(const frame_ptr& f, int64_t stored_ns) override;
+  void replay(std::vector<frame_ptr> fs) override;
+  void close(end_cause why) override;
 
 private:
   struct item {
@@ -92,13 +95,19 @@ private:
   void on_read(boost::system::error_code ec, size_t n);
   void finish(session_state s);
 
-  boost::asio::ip::tcp::socket socket_;
+  // What a direct write (`deliver`) reads, first and together, right after
+  // the two bases (the sink's vtable pointer, enable_shared_from_this) and
+  // the control block that make_shared puts before them, which the caller's
+  // weak_ptr::lock touches: one or two cache lines, cold by the client's
+  // next event (docs/performance.md, "Cold lines").
   int fd_ = -1; // socket_'s, for the caller's direct writes
+  bool chunked_;
   write_gate gate_;
+  histogram* delivery_; // ctx_->stats->event_delivery
+  std::shared_ptr<server_context> ctx_;
+  boost::asio::ip::tcp::socket socket_;
   strand strand_; // the socket's, typed: posts skip the type-erased executor
   boost::asio::steady_timer stall_timer_;
-  std::shared_ptr<server_context> ctx_;
-  bool chunked_;
   std::string header_; // written once, before the first chunk
   bool header_in_batch_ = false;
   std::deque<item> queue_;

@@ -33,6 +33,28 @@ TEST_CASE("a client without a resume point gets the latest update, then "
   CHECK_EQ(sink->frames.size(), 2u);
 }
 
+TEST_CASE("a connection holds its sink weakly: it never keeps a socket "
+          "alive, and frames to a dropped sink go nowhere") {
+  connection_fixture f;
+  f.publish(1);
+  auto sink = std::make_shared<recording_sink>();
+  std::weak_ptr<recording_sink> watch = sink;
+  auto c = f.stop_at_end(f.sys->spawn(connection, sink, resume_point{}, f.b,
+                                      f.buf, size_t{100}, f.stats,
+                                      caf::timespan::zero()));
+  f.run();
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(1)});
+  sink.reset(); // what a session's end does
+  CHECK(watch.expired());
+  f.publish(2); // nowhere to go, and nothing breaks
+  caf::anon_send(c, atom::heartbeat_v);
+  f.run();
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 1u); // still subscribed
+  caf::anon_send(c, atom::session_v, session_state::closed);
+  f.run();
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 0u);
+}
+
 TEST_CASE("a client without a resume point on an empty buffer gets live "
           "updates and no gap") {
   connection_fixture f;

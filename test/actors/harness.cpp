@@ -134,7 +134,7 @@ void core_fixture::send_update(int n) {
 connection_actor
 core_fixture::spawn_connection(resume_point from,
                                std::shared_ptr<recording_sink> sink) {
-  using namespace std::chrono_literals;
+  sinks.push_back(sink);
   return stop_at_end(sys->spawn(connection, std::move(sink), std::move(from), b,
                                 buf, size_t{100}, stats, max_age));
 }

@@ -147,7 +147,9 @@ struct core_fixture : fixture {
   void ingest(int n, int prev);
   /// Sends update n to the buffer without running anything.
   void send_update(int n);
-  /// Spawns a connection writing to `sink`, without running it.
+  /// Spawns a connection writing to `sink`, without running it. Keeps the
+  /// sink alive until the end of the test, as a session keeps itself: the
+  /// actor holds it weakly.
   connection_actor spawn_connection(resume_point from,
                                     std::shared_ptr<recording_sink> sink);
   /// Spawns a connection with a fresh sink and runs it.
@@ -164,6 +166,8 @@ struct core_fixture : fixture {
   buffer_actor buf;
   /// --max-stream-age of the connections spawned from now on (zero: off).
   caf::timespan max_age = caf::timespan::zero();
+  /// Every sink given to spawn_connection.
+  std::vector<std::shared_ptr<recording_sink>> sinks;
 };
 
 /// Sends a request from a throwaway actor, runs the system, and returns the
