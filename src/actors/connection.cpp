@@ -106,11 +106,11 @@ connection(connection_actor::stateful_pointer<connection_state> self,
         const auto* f = st.resume->on_live(s);
         if (f) {
           auto gap = st.resume->take_gap();
-          if (gap)
-            st.stats->gap_events.fetch_add(1, std::memory_order_relaxed);
           if (auto sink = st.sink.lock()) {
-            if (gap)
+            if (gap) {
+              st.stats->gap_events.fetch_add(1, std::memory_order_relaxed);
               sink->deliver(gap, 0);
+            }
             sink->deliver(*f, s.stored_ns);
           }
         }

@@ -103,7 +103,7 @@ private:
   int fd_ = -1; // socket_'s, for the caller's direct writes
   bool chunked_;
   write_gate gate_;
-  histogram* delivery_; // ctx_->stats->event_delivery
+  histogram* delivery_; // ctx_->stats->event_delivery, kept alive by ctx_
   std::shared_ptr<server_context> ctx_;
   boost::asio::ip::tcp::socket socket_;
   strand strand_; // the socket's, typed: posts skip the type-erased executor
