@@ -61,11 +61,13 @@ struct recorded_events final : session_events {
   }
 };
 
-/// Stands in for the actor side: keeps the sink the session opens.
+/// Stands in for the actor side: keeps the sink the session opens, weakly,
+/// as the connection actor does (a strong one would be a cycle through the
+/// session's server context, and leak the session).
 struct captured_stream final : stream_port {
   std::mutex m;
   std::condition_variable cv;
-  std::shared_ptr<frame_sink> sink;
+  std::weak_ptr<frame_sink> sink;
   std::shared_ptr<recorded_events> events = std::make_shared<recorded_events>();
 
   std::shared_ptr<session_events> open(resume_point,
@@ -79,10 +81,10 @@ struct captured_stream final : stream_port {
   std::shared_ptr<frame_sink> wait_sink() {
     std::unique_lock lock{m};
     if (!cv.wait_for(lock, 5s, [&] {
-          return sink != nullptr;
+          return !sink.expired();
         }))
       throw std::runtime_error("the session never opened its stream");
-    return sink;
+    return sink.lock();
   }
 };
 
