@@ -17,8 +17,9 @@
 # core of these machines (48 KiB L1d, 2 MiB L2 as the last level): data
 # cache lines missed per delivered event, per step. Use it with as many
 # clients as the benchmark (10000): their state then does not fit, and
-# the misses count the cold lines one delivery touches. User space only,
-# so a lower bound (the kernel's writes evict more).
+# the misses count the cold lines one delivery touches; a second table
+# splits them by owner (CAF, btcstream, Asio, libc). User space only, so a
+# lower bound (the kernel's writes evict more).
 #
 # Environment: EVENTS (10), SSE_LOAD (build/test/bench/sse_load),
 # BTCSTREAM_ARGS (extra server flags), OUT (keeps callgrind.out there).
@@ -180,4 +181,43 @@ for name, pat in steps:
         print(f"{name:40s} {per_event(c['Ir']):12.0f} "
               f"{per_event(c['D1mr'] + c['D1mw']):11.2f} "
               f"{per_event(c['DLmr'] + c['DLmw']):10.2f}")
+EOF
+[[ $counter == cachesim ]] || exit 0
+# Whose lines: each function's own L2 misses, by where its code comes from.
+callgrind_annotate --inclusive=no --threshold=100 --show=DLmr,DLmw "$dump" \
+  >"$work/exclusive.txt" 2>/dev/null
+python3 - "$work/exclusive.txt" "$delivered" <<'EOF'
+import re, sys
+delivered = int(sys.argv[2] or 0)
+owners = {}
+listing = False
+for line in open(sys.argv[1]):
+    if "file:function" in line:
+        listing = True
+        continue
+    if not listing:
+        continue
+    if line.startswith("-- "):  # the annotated sources follow
+        break
+    line = re.sub(r"\(\s*[\d.]+%\)", " ", line)
+    m = re.match(r"\s*(\d[\d,]*|\.)\s+(\d[\d,]*|\.)\s+(\S.*)", line)
+    if not m:
+        continue
+    where = m.group(3)
+    if any(k in where for k in ("clone.S", "pthread_create", "libstdc++.so.6.0.30]")):
+        continue  # thread entry points, inclusive of everything below them
+    fn = where.split(":", 1)[-1]
+    if "libcaf" in where:
+        owner = "the CAF library"
+    elif "btcstream" in fn or "/src/" in where:
+        owner = "btcstream's code (its handlers included)"
+    elif "boost" in where:
+        owner = "Asio / Beast"
+    else:
+        owner = "libc, libstdc++, other"
+    n = sum(int(x.replace(",", "")) for x in m.group(1, 2) if x != ".")
+    owners[owner] = owners.get(owner, 0) + n
+print(f"\n{'L2 misses per event, by owner':40s}")
+for owner, n in sorted(owners.items(), key=lambda x: -x[1]):
+    print(f"{owner:40s} {n / delivered if delivered else float('nan'):10.2f}")
 EOF
