@@ -22,7 +22,8 @@
 # lower bound (the kernel's writes evict more).
 #
 # Environment: EVENTS (10), SSE_LOAD (build/test/bench/sse_load),
-# BTCSTREAM_ARGS (extra server flags), OUT (keeps callgrind.out there).
+# BTCSTREAM_ARGS (extra server flags), OUT=1 (keeps the work directory, with
+# the callgrind dumps and the logs, and prints its path).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -59,6 +60,8 @@ cleanup() {
     tail -n 20 "$work"/*.log >&2 || true
   elif [[ -z ${OUT:-} ]]; then
     rm -rf "$work"
+  else
+    echo "profile.sh: dumps and logs kept in $work"
   fi
 }
 trap cleanup EXIT
