@@ -115,7 +115,7 @@ connection(connection_actor::stateful_pointer<connection_state> self,
           }
         }
         if (s.probe)
-          s.probe->handed();
+          fanout_probe::handed(s.probe);
         if (!f && st.resume->held() > st.max_held) {
           log(log_level::warn, "connection drops a client: history reply late");
           self->quit(make_error(ec::peer_unavailable, "history reply late"));

@@ -1,5 +1,7 @@
 #include "actors/scheduler.hpp"
 
+#include "core/metrics.hpp"
+
 #include <caf/actor_system.hpp>
 #include <caf/detail/thread_safe_actor_clock.hpp>
 #include <caf/execution_unit.hpp>
@@ -204,8 +206,11 @@ void worker::start() {
 
 void worker::run() {
   current_worker = this;
+  batch_handed_counts();
   taken_.reserve(take_size);
   for (;;) {
+    // Before it may wait: a fan-out is timed when its last count arrives.
+    publish_handed_counts();
     parent_.pop(taken_, take_size);
     for (size_t i = 0; i < taken_.size(); ++i) {
       if (i + 1 < taken_.size())
@@ -213,6 +218,7 @@ void worker::run() {
       if (!run_one(taken_[i])) {
         // The rest go back for the other workers (or the final cleanup).
         parent_.push(taken_.data() + i + 1, taken_.size() - i - 1);
+        publish_handed_counts();
         current_worker = nullptr;
         return;
       }

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <utility>
 
 namespace btcstream {
 
@@ -107,10 +108,46 @@ int64_t steady_now_ns() {
       .count();
 }
 
-void fanout_probe::handed() {
-  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1 && metrics_)
+namespace {
+
+/// A thread's count of receivers handed on, not yet given to `probe`.
+struct handed_batch {
+  bool on = false;
+  std::shared_ptr<fanout_probe> probe; // kept until the next probe
+  size_t count = 0;
+};
+
+thread_local handed_batch this_thread_handed;
+
+} // namespace
+
+void fanout_probe::count_down(size_t n) {
+  if (remaining_.fetch_sub(n, std::memory_order_acq_rel) == n && metrics_)
     metrics_->event_fanout.observe(
         static_cast<double>(steady_now_ns() - stored_ns_) / 1e9);
+}
+
+void fanout_probe::handed(const std::shared_ptr<fanout_probe>& probe) {
+  auto& b = this_thread_handed;
+  if (!b.on) {
+    probe->count_down(1);
+    return;
+  }
+  if (b.probe != probe) {
+    publish_handed_counts();
+    b.probe = probe;
+  }
+  ++b.count;
+}
+
+void batch_handed_counts() {
+  this_thread_handed.on = true;
+}
+
+void publish_handed_counts() {
+  auto& b = this_thread_handed;
+  if (b.count > 0)
+    b.probe->count_down(std::exchange(b.count, 0));
 }
 
 const char* to_string(disconnect_reason r) {

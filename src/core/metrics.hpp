@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace btcstream {
@@ -166,13 +167,31 @@ class fanout_probe {
 public:
   fanout_probe(size_t receivers, int64_t stored_ns, metrics* m)
       : remaining_(receivers), stored_ns_(stored_ns), metrics_(m) {}
-  void handed();
+
+  /// One receiver of `probe` has handed the frame on. Counted at once, or,
+  /// on a thread that batches (batch_handed_counts), on the thread until it
+  /// meets another probe or publishes.
+  static void handed(const std::shared_ptr<fanout_probe>& probe);
+
+  /// `n` receivers have handed the frame on.
+  void count_down(size_t n);
 
 private:
   std::atomic<size_t> remaining_;
   int64_t stored_ns_;
   metrics* metrics_;
 };
+
+/// From now on, fanout_probe::handed on this thread counts on the thread:
+/// one update of the probe's shared count per batch instead of one per
+/// receiver, so that the threads of a fan-out do not pass that cache line
+/// between their cores at every delivery. The thread must then call
+/// publish_handed_counts() before it waits for work, and often (a
+/// scheduler worker: each time it takes jobs).
+void batch_handed_counts();
+
+/// Hands this thread's batched count to its probe, if it has one.
+void publish_handed_counts();
 
 /// Now on the steady clock, in nanoseconds.
 int64_t steady_now_ns();

@@ -1,10 +1,12 @@
 // btcstream's work-sharing scheduler on real threads (not the test
 // coordinator): every message is handled once, fan-outs larger than a batch
 // arrive whole, messages from foreign threads and delayed messages arrive,
-// and a system with work still queued shuts down cleanly. Waits are bounded
-// receives, never sleeps; TSan runs this file (scripts/tsan).
+// a fan-out's counts kept on a worker reach its probe, and a system with
+// work still queued shuts down cleanly. Waits are bounded receives, never
+// sleeps; TSan runs this file (scripts/tsan).
 
 #include "actors/scheduler.hpp"
+#include "core/metrics.hpp"
 
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
@@ -12,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -153,6 +156,54 @@ TEST_CASE("a worker takes no more than its share of the queued jobs") {
   self->send_exit(source, caf::exit_reason::user_shutdown);
   for (auto& a : pair)
     self->send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a fan-out's counts, kept on a worker, reach its probe before the "
+          "worker takes more work") {
+  metrics m; // outlives the workers, which keep the probe until the next
+  // One worker: the check below is taken after every receiver has run.
+  system_with_scheduler s{1};
+  caf::scoped_actor self{*s.sys};
+  constexpr int receivers = 100; // many takes of 8
+  auto probe = std::make_shared<fanout_probe>(receivers, steady_now_ns(), &m);
+  std::vector<caf::actor> targets;
+  for (int i = 0; i < receivers; ++i)
+    targets.push_back(s.sys->spawn(
+        [probe](caf::event_based_actor*, caf::actor report) -> caf::behavior {
+          return {[probe, report](int) {
+            fanout_probe::handed(probe);
+            caf::anon_send(report, caf::atom("handed"));
+          }};
+        },
+        caf::actor{self}));
+  auto source = s.sys->spawn(fan_out, targets);
+  self->send(source, 1);
+  int handed = 0;
+  self->receive_for(handed, receivers)(
+      [](caf::atom_value) {},
+      caf::after(10s) >>
+          [&] {
+            FAIL("only " << handed << " of " << receivers << " handed on");
+          });
+  auto check = s.sys->spawn([&m](caf::event_based_actor*) -> caf::behavior {
+    return {[&m](int) -> uint64_t {
+      return m.event_fanout.count();
+    }};
+  });
+  uint64_t timed = 0;
+  self->request(check, 10s, 0)
+      .receive(
+          [&](uint64_t n) {
+            timed = n;
+          },
+          [](caf::error&) {
+            FAIL("no answer");
+          });
+  CHECK_EQ(timed, 1u);
+  self->send_exit(source, caf::exit_reason::user_shutdown);
+  self->send_exit(check, caf::exit_reason::user_shutdown);
+  for (auto& t : targets)
+    self->send_exit(t, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("messages from threads that are not workers, and delayed "
