@@ -80,7 +80,7 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
         // gets only its own mailbox element, not a copy of the update.
         stored out = s;
         out.probe = std::make_shared<fanout_probe>(st.subscribers->size(),
-                                                   s.stored_ns, st.stats.get());
+                                                   s.stored_ns, st.stats);
         auto msg = caf::make_message(atom::live_v, std::move(out));
         send_to_all(self, st.pool, *st.subscribers, msg);
       },

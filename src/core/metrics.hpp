@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace btcstream {
 
@@ -165,8 +166,10 @@ struct metrics {
 /// `btcstream_event_fanout_seconds`.
 class fanout_probe {
 public:
-  fanout_probe(size_t receivers, int64_t stored_ns, metrics* m)
-      : remaining_(receivers), stored_ns_(stored_ns), metrics_(m) {}
+  /// @param m where the time goes; kept alive by the probe, which a worker
+  /// may still count down after the last receiver is gone.
+  fanout_probe(size_t receivers, int64_t stored_ns, std::shared_ptr<metrics> m)
+      : remaining_(receivers), stored_ns_(stored_ns), metrics_(std::move(m)) {}
 
   /// One receiver of `probe` has handed the frame on. Counted at once, or,
   /// on a thread that batches (batch_handed_counts), on the thread until it
@@ -179,7 +182,7 @@ public:
 private:
   std::atomic<size_t> remaining_;
   int64_t stored_ns_;
-  metrics* metrics_;
+  std::shared_ptr<metrics> metrics_;
 };
 
 /// From now on, fanout_probe::handed on this thread counts on the thread:

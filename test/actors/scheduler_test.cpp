@@ -160,12 +160,12 @@ TEST_CASE("a worker takes no more than its share of the queued jobs") {
 
 TEST_CASE("a fan-out's counts, kept on a worker, reach its probe before the "
           "worker takes more work") {
-  metrics m; // outlives the workers, which keep the probe until the next
   // One worker: the check below is taken after every receiver has run.
   system_with_scheduler s{1};
   caf::scoped_actor self{*s.sys};
   constexpr int receivers = 100; // many takes of 8
-  auto probe = std::make_shared<fanout_probe>(receivers, steady_now_ns(), &m);
+  auto m = std::make_shared<metrics>();
+  auto probe = std::make_shared<fanout_probe>(receivers, steady_now_ns(), m);
   std::vector<caf::actor> targets;
   for (int i = 0; i < receivers; ++i)
     targets.push_back(s.sys->spawn(
@@ -185,9 +185,9 @@ TEST_CASE("a fan-out's counts, kept on a worker, reach its probe before the "
           [&] {
             FAIL("only " << handed << " of " << receivers << " handed on");
           });
-  auto check = s.sys->spawn([&m](caf::event_based_actor*) -> caf::behavior {
-    return {[&m](int) -> uint64_t {
-      return m.event_fanout.count();
+  auto check = s.sys->spawn([m](caf::event_based_actor*) -> caf::behavior {
+    return {[m](int) -> uint64_t {
+      return m->event_fanout.count();
     }};
   });
   uint64_t timed = 0;

@@ -59,32 +59,32 @@ TEST_CASE("a histogram sums what every thread observed") {
 }
 
 TEST_CASE("a fan-out is timed when its last receiver is counted") {
-  metrics m;
-  auto probe = std::make_shared<fanout_probe>(2, steady_now_ns(), &m);
+  auto m = std::make_shared<metrics>();
+  auto probe = std::make_shared<fanout_probe>(2, steady_now_ns(), m);
   fanout_probe::handed(probe);
-  CHECK_EQ(m.event_fanout.count(), 0u);
+  CHECK_EQ(m->event_fanout.count(), 0u);
   fanout_probe::handed(probe);
-  CHECK_EQ(m.event_fanout.count(), 1u);
+  CHECK_EQ(m->event_fanout.count(), 1u);
 }
 
 TEST_CASE("a thread that batches hands its count to the probe when it "
           "publishes or meets another probe, once") {
-  metrics m;
-  auto first = std::make_shared<fanout_probe>(3, steady_now_ns(), &m);
-  auto second = std::make_shared<fanout_probe>(1, steady_now_ns(), &m);
+  auto m = std::make_shared<metrics>();
+  auto first = std::make_shared<fanout_probe>(3, steady_now_ns(), m);
+  auto second = std::make_shared<fanout_probe>(1, steady_now_ns(), m);
   std::vector<uint64_t> seen;
   // A thread of its own: batching is a property of the thread.
   std::thread t{[&] {
     batch_handed_counts();
     for (int i = 0; i < 3; ++i)
       fanout_probe::handed(first);
-    seen.push_back(m.event_fanout.count()); // all three kept here
-    fanout_probe::handed(second);           // first's three go out
-    seen.push_back(m.event_fanout.count());
+    seen.push_back(m->event_fanout.count()); // all three kept here
+    fanout_probe::handed(second);            // first's three go out
+    seen.push_back(m->event_fanout.count());
     publish_handed_counts(); // second's one
-    seen.push_back(m.event_fanout.count());
+    seen.push_back(m->event_fanout.count());
     publish_handed_counts(); // nothing left: no second count
-    seen.push_back(m.event_fanout.count());
+    seen.push_back(m->event_fanout.count());
   }};
   t.join();
   CHECK_EQ(seen, std::vector<uint64_t>{0, 1, 2, 2});
