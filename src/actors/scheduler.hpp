@@ -22,6 +22,10 @@ namespace btcstream {
 ///   more than its even share of what is queued, so that no worker idles
 ///   while another holds work. While it runs one job it prefetches the
 ///   next one's actor, whose first touch would miss the cache.
+/// - CAF's `resume`, after a message, makes one more round over the
+///   mailbox's four queues before the actor can wait. A worker here resumes
+///   an actor for one message, and only when more are waiting for the rest
+///   of its budget, at once (the actor keeps its turn).
 ///
 /// The batches are why an actor must not block in a handler (none of ours
 /// does): the jobs it scheduled before would wait for the end of its turn

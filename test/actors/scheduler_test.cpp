@@ -1,9 +1,10 @@
 // btcstream's work-sharing scheduler on real threads (not the test
 // coordinator): every message is handled once, fan-outs larger than a batch
 // arrive whole, messages from foreign threads and delayed messages arrive,
-// a fan-out's counts kept on a worker reach its probe, and a system with
-// work still queued shuts down cleanly. Waits are bounded receives, never
-// sleeps; TSan runs this file (scripts/tsan).
+// a fan-out's counts kept on a worker reach its probe, an actor with several
+// messages handles them in one turn, and a system with work still queued
+// shuts down cleanly. Waits are bounded receives, never sleeps; TSan runs
+// this file (scripts/tsan).
 
 #include "actors/scheduler.hpp"
 #include "core/metrics.hpp"
@@ -208,6 +209,72 @@ TEST_CASE("a fan-out's counts, kept on a worker, reach its probe before the "
   self->send_exit(check, caf::exit_reason::user_shutdown);
   for (auto& t : targets)
     self->send_exit(t, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("an actor with several messages waiting handles them all in its "
+          "turn, before the next job") {
+  // A worker resumes an actor for one message first (the fan-out's case);
+  // one with more waiting must go on at once, not to the back of the
+  // queue behind every other job (after a mass reconnect, the buffer with
+  // 10,000 history requests).
+  system_with_scheduler s{1};
+  caf::scoped_actor self{*s.sys};
+  struct gate_state {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool open = false;
+    std::string log; // written by the one worker
+  };
+  auto g = std::make_shared<gate_state>();
+  // Holds the only worker until the test has queued everything below.
+  auto gate = s.sys->spawn(
+      [](caf::event_based_actor*,
+         std::shared_ptr<gate_state> g) -> caf::behavior {
+        return {[g](int) {
+          std::unique_lock<std::mutex> guard{g->mtx};
+          g->cv.wait_for(guard, 10s, [&] {
+            return g->open;
+          });
+        }};
+      },
+      g);
+  auto recorder = [](caf::event_based_actor*, std::shared_ptr<gate_state> g,
+                     std::string name, caf::actor report) -> caf::behavior {
+    return {[g, name, report](int x) {
+      {
+        std::lock_guard<std::mutex> guard{g->mtx};
+        g->log += name + std::to_string(x) + " ";
+      }
+      caf::anon_send(report, caf::atom("done"));
+    }};
+  };
+  auto a = s.sys->spawn(recorder, g, std::string{"a"}, caf::actor{self});
+  auto b = s.sys->spawn(recorder, g, std::string{"b"}, caf::actor{self});
+  self->send(gate, 0);
+  // a's job, then b's: a has three messages when it is resumed.
+  for (int i = 1; i <= 3; ++i)
+    self->send(a, i);
+  self->send(b, 1);
+  {
+    std::lock_guard<std::mutex> guard{g->mtx};
+    g->open = true;
+  }
+  g->cv.notify_all();
+  int done = 0;
+  self->receive_for(done,
+                    4)([](caf::atom_value) {},
+                       caf::after(10s) >>
+                           [&] {
+                             FAIL("only " << done << " of 4 messages handled");
+                           });
+  std::string log;
+  {
+    std::lock_guard<std::mutex> guard{g->mtx};
+    log = g->log;
+  }
+  CHECK_EQ(log, "a1 a2 a3 b1 ");
+  for (auto& x : {gate, a, b})
+    self->send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("messages from threads that are not workers, and delayed "
