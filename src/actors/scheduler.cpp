@@ -229,10 +229,10 @@ void worker::run() {
 bool worker::run_one(caf::resumable* job) {
   // One message first: nearly every job is a connection actor with one
   // live frame, and after a message CAF 0.17's `resume` makes another
-  // round over the mailbox's four queues before it can block (~370
+  // round over the mailbox's four queues before it can block (~180
   // instructions per delivery, docs/performance.md). An actor with more
-  // waiting is resumed again at once with the rest of its budget, so it
-  // keeps its turn instead of going to the back of the queue.
+  // waiting is resumed again at once, with the full budget, so it keeps
+  // its turn instead of going to the back of the queue.
   auto result = job->resume(this, 1);
   if (result == caf::resumable::resume_later)
     result = job->resume(this, parent_.max_throughput());

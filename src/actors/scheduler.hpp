@@ -24,8 +24,8 @@ namespace btcstream {
 ///   next one's actor, whose first touch would miss the cache.
 /// - CAF's `resume`, after a message, makes one more round over the
 ///   mailbox's four queues before the actor can wait. A worker here resumes
-///   an actor for one message, and only when more are waiting for the rest
-///   of its budget, at once (the actor keeps its turn).
+///   an actor for one message first and, only when more are waiting, again
+///   at once with the full budget (the actor keeps its turn).
 ///
 /// The batches are why an actor must not block in a handler (none of ours
 /// does): the jobs it scheduled before would wait for the end of its turn

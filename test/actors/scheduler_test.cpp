@@ -255,18 +255,19 @@ TEST_CASE("an actor with several messages waiting handles them all in its "
   for (int i = 1; i <= 3; ++i)
     self->send(a, i);
   self->send(b, 1);
+  constexpr int messages = 4;
   {
     std::lock_guard<std::mutex> guard{g->mtx};
     g->open = true;
   }
   g->cv.notify_all();
   int done = 0;
-  self->receive_for(done,
-                    4)([](caf::atom_value) {},
-                       caf::after(10s) >>
-                           [&] {
-                             FAIL("only " << done << " of 4 messages handled");
-                           });
+  self->receive_for(done, messages)(
+      [](caf::atom_value) {},
+      caf::after(10s) >>
+          [&] {
+            FAIL("only " << done << " of " << messages << " handled");
+          });
   std::string log;
   {
     std::lock_guard<std::mutex> guard{g->mtx};
