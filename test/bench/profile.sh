@@ -13,6 +13,13 @@
 # server per delivered event (perf stat on syscall tracepoints), i.e. the
 # wake-ups and hand-offs per event.
 #
+# COUNTER=record samples where the server's CPU time goes, at full speed:
+# perf record (cpu-clock, 4 kHz, with call graphs) while the events are
+# delivered, then the CPU per delivered event by thread, by owner (kernel,
+# CAF, btcstream, libc) and of the top symbols. The samples say where time
+# passes, not why (these VMs have no cycle or cache counters); OUT=1 keeps
+# perf.data for `perf report -g`.
+#
 # COUNTER=cachesim is callgrind with its cache simulation, sized like one
 # core of these machines (48 KiB L1d, 2 MiB L2 as the last level): data
 # cache lines missed per delivered event, per step. Use it with as many
@@ -38,8 +45,8 @@ sse_load=${SSE_LOAD:-build/test/bench/sse_load}
 counter=${COUNTER:-callgrind}
 case $counter in
   callgrind|cachesim) command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 2; } ;;
-  perf) command -v perf >/dev/null || { echo "profile.sh: needs perf (linux-perf)" >&2; exit 2; } ;;
-  *) echo "profile.sh: COUNTER is callgrind, cachesim or perf" >&2; exit 2 ;;
+  perf|record) command -v perf >/dev/null || { echo "profile.sh: needs perf (linux-perf)" >&2; exit 2; } ;;
+  *) echo "profile.sh: COUNTER is callgrind, cachesim, perf or record" >&2; exit 2 ;;
 esac
 
 free_port() {
@@ -77,7 +84,7 @@ python3 test/integration/fake_upstream.py --port "$upstream_port" \
 pids+=($!)
 
 under=()
-[[ $counter != perf ]] && under=(valgrind --tool=callgrind
+[[ $counter != perf && $counter != record ]] && under=(valgrind --tool=callgrind
   --callgrind-out-file="$work/callgrind.out" --dump-instr=no --collect-systime=no)
 [[ $counter == cachesim ]] && under+=(--cache-sim=yes
   --D1=49152,12,64 --LL=2097152,16,64)
@@ -118,6 +125,58 @@ for line in open(sys.argv[1]):
         continue
     name = f[2].replace("syscalls:sys_enter_", "")
     print(f"{name:40s} {float(f[0]) / delivered if delivered else float('nan'):20.3f}")
+EOF
+  exit 0
+fi
+if [[ $counter == record ]]; then
+  hz=4000
+  perf record -q -e cpu-clock -F "$hz" -g -p "$server_pid" -o "$work/perf.data" \
+    2>"$work/perf.log" &
+  perf_pid=$!
+  wait "$load_pid"
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  delivered=$(grep -o '"events_in_phase":[0-9]*' "$work/sse_load.out" | cut -d: -f2)
+  echo "profile.sh: $n clients, $delivered events delivered while sampling"
+  for key in comm dso sym; do
+    perf report -i "$work/perf.data" --stdio --no-children -g none -n \
+      --sort "$key" >"$work/report-$key.txt" 2>/dev/null
+  done
+  python3 - "$work" "$delivered" "$hz" <<'EOF'
+import re, sys
+work, delivered, hz = sys.argv[1], int(sys.argv[2] or 0), int(sys.argv[3])
+def rows(key):
+    """(percent, samples, name) of perf report's lines, largest first."""
+    out = []
+    for line in open(f"{work}/report-{key}.txt"):
+        m = re.match(r"\s*([\d.]+)%\s+(\d+)\s+(.*\S)", line)
+        if m:
+            out.append((float(m.group(1)), int(m.group(2)), m.group(3)))
+    return out
+def us(samples):  # CPU time per delivered event: a sample per 1/hz s of it
+    return samples * 1e6 / hz / delivered if delivered else float("nan")
+def owner(dso):
+    if "kernel" in dso:
+        return "kernel"
+    if "libcaf" in dso:
+        return "the CAF library"
+    if dso.startswith(("lib", "ld-", "[")):
+        return "libc, libstdc++, vdso, other"
+    return "btcstream's code"
+print(f"{'server CPU, by thread':44s} {'share':>7s} {'µs/event':>9s}")
+for pct, n, name in rows("comm"):
+    print(f"{name:44s} {pct:6.2f}% {us(n):9.3f}")
+owners = {}
+for pct, n, name in rows("dso"):
+    o = owners.setdefault(owner(name), [0.0, 0])
+    o[0] += pct
+    o[1] += n
+print(f"\n{'by owner':44s} {'share':>7s} {'µs/event':>9s}")
+for name, (pct, n) in sorted(owners.items(), key=lambda x: -x[1][0]):
+    print(f"{name:44s} {pct:6.2f}% {us(n):9.3f}")
+print(f"\n{'top symbols ([k] kernel, [.] user space)':44s} {'share':>7s} {'µs/event':>9s}")
+for pct, n, name in rows("sym")[:25]:
+    print(f"{name[:44]:44s} {pct:6.2f}% {us(n):9.3f}")
 EOF
   exit 0
 fi
