@@ -98,8 +98,13 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 
+# COUNTER=record samples `events` fan-outs and stops before the next one:
+# a client leaves as soon as it has its events, and those disconnects are
+# not a delivery's cost.
+load_events=$events
+[[ $counter == record ]] && load_events=$((events + 1))
 timeout -s INT -k 10 300 "$sse_load" --host 127.0.0.1 --port "$port" \
-  --clients "$n" --rate 200 --sources 4 --events "$events" --duration 240 \
+  --clients "$n" --rate 200 --sources 4 --events "$load_events" --duration 240 \
   >"$work/sse_load.out" &
 load_pid=$!
 for _ in $(seq 240); do
@@ -133,11 +138,30 @@ if [[ $counter == record ]]; then
   perf record -q -e cpu-clock -F "$hz" -g -p "$server_pid" -o "$work/perf.data" \
     2>"$work/perf.log" &
   perf_pid=$!
-  wait "$load_pid"
+  # Stop after `events` fan-outs, watched on /api/v1/price (a /metrics
+  # scrape lists /proc/self/fd, costly with 10,000 sockets).
+  latest_id() {
+    curl -s --noproxy '*' --max-time 5 "http://127.0.0.1:$port/api/v1/price" \
+      | grep -o '"id":[0-9]*' | cut -d: -f2
+  }
+  last=$(latest_id)
+  seen=0
+  while ((seen < events)) && kill -0 "$load_pid" 2>/dev/null; do
+    sleep 0.2
+    id=$(latest_id)
+    [[ -n $id && $id != "$last" ]] && { seen=$((seen + 1)); last=$id; }
+  done
+  sleep 0.5
   kill -INT "$perf_pid"
   wait "$perf_pid" || true
-  delivered=$(grep -o '"events_in_phase":[0-9]*' "$work/sse_load.out" | cut -d: -f2)
-  echo "profile.sh: $n clients, $delivered events delivered while sampling"
+  wait "$load_pid"
+  missing=$(grep -o '"events_missing":[0-9]*' "$work/sse_load.out" | cut -d: -f2)
+  ((seen == events)) && [[ $missing == 0 ]] || {
+    echo "profile.sh: $seen of $events events seen, $missing missing" >&2
+    exit 1
+  }
+  delivered=$((n * events))
+  echo "profile.sh: $n clients, $events fan-outs ($delivered events delivered) while sampling"
   for key in comm dso sym; do
     perf report -i "$work/perf.data" --stdio --no-children -g none -n \
       --sort "$key" >"$work/report-$key.txt" 2>/dev/null
