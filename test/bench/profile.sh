@@ -134,8 +134,7 @@ EOF
   exit 0
 fi
 if [[ $counter == record ]]; then
-  hz=4000
-  perf record -q -e cpu-clock -F "$hz" -g -p "$server_pid" -o "$work/perf.data" \
+  perf record -q -e cpu-clock -F 4000 -g -p "$server_pid" -o "$work/perf.data" \
     2>"$work/perf.log" &
   perf_pid=$!
   # Stop after `events` fan-outs, watched on /api/v1/price (a /metrics
@@ -166,19 +165,24 @@ if [[ $counter == record ]]; then
     perf report -i "$work/perf.data" --stdio --no-children -g none -n \
       --sort "$key" >"$work/report-$key.txt" 2>/dev/null
   done
-  python3 - "$work" "$delivered" "$hz" <<'EOF'
+  python3 - "$work" "$delivered" <<'EOF'
 import re, sys
-work, delivered, hz = sys.argv[1], int(sys.argv[2] or 0), int(sys.argv[3])
+work, delivered = sys.argv[1], int(sys.argv[2] or 0)
+cpu_ns = 0  # the server's CPU time while sampling: cpu-clock counts ns
 def rows(key):
-    """(percent, samples, name) of perf report's lines, largest first."""
+    """(percent, name) of perf report's lines, largest first."""
+    global cpu_ns
     out = []
     for line in open(f"{work}/report-{key}.txt"):
+        total = re.match(r"# Event count \(approx.\): (\d+)", line)
+        if total:
+            cpu_ns = int(total.group(1))
         m = re.match(r"\s*([\d.]+)%\s+(\d+)\s+(.*\S)", line)
         if m:
-            out.append((float(m.group(1)), int(m.group(2)), m.group(3)))
+            out.append((float(m.group(1)), m.group(3)))
     return out
-def us(samples):  # CPU time per delivered event: a sample per 1/hz s of it
-    return samples * 1e6 / hz / delivered if delivered else float("nan")
+def us(pct):  # CPU time per delivered event
+    return pct / 100 * cpu_ns / 1e3 / delivered if delivered else float("nan")
 def owner(dso):
     if "kernel" in dso:
         return "kernel"
@@ -188,19 +192,17 @@ def owner(dso):
         return "libc, libstdc++, vdso, other"
     return "btcstream's code"
 print(f"{'server CPU, by thread':44s} {'share':>7s} {'µs/event':>9s}")
-for pct, n, name in rows("comm"):
-    print(f"{name:44s} {pct:6.2f}% {us(n):9.3f}")
+for pct, name in rows("comm"):
+    print(f"{name:44s} {pct:6.2f}% {us(pct):9.3f}")
 owners = {}
-for pct, n, name in rows("dso"):
-    o = owners.setdefault(owner(name), [0.0, 0])
-    o[0] += pct
-    o[1] += n
+for pct, name in rows("dso"):
+    owners[owner(name)] = owners.get(owner(name), 0.0) + pct
 print(f"\n{'by owner':44s} {'share':>7s} {'µs/event':>9s}")
-for name, (pct, n) in sorted(owners.items(), key=lambda x: -x[1][0]):
-    print(f"{name:44s} {pct:6.2f}% {us(n):9.3f}")
+for name, pct in sorted(owners.items(), key=lambda x: -x[1]):
+    print(f"{name:44s} {pct:6.2f}% {us(pct):9.3f}")
 print(f"\n{'top symbols ([k] kernel, [.] user space)':44s} {'share':>7s} {'µs/event':>9s}")
-for pct, n, name in rows("sym")[:25]:
-    print(f"{name[:44]:44s} {pct:6.2f}% {us(n):9.3f}")
+for pct, name in rows("sym")[:25]:
+    print(f"{name[:44]:44s} {pct:6.2f}% {us(pct):9.3f}")
 EOF
   exit 0
 fi
