@@ -8,7 +8,15 @@
 // fan-out ends before the next update). Exits 1 if any connection did not
 // get every update exactly once.
 //
+// `--receiver` puts another receiver in the connection actor's place, to
+// separate what a delivery costs in CAF from what it costs in ours:
+// `event-based`, a CAF event-based actor whose only handler hands the
+// frame to the sink and counts it for the probe (the connection actor
+// minus the seam and the session's checks); `minimal`, the same handler in
+// the least actor CAF can deliver to (minimal_receiver.hpp).
+//
 //   fanout_actors [--clients 10000] [--events 50] [--threads 2] [--rounds 5]
+//                 [--receiver connection|event-based|minimal]
 #include "actors/broadcaster.hpp"
 #include "actors/buffer.hpp"
 #include "actors/connection.hpp"
@@ -16,6 +24,7 @@
 #include "core/clock.hpp"
 #include "core/frame_sink.hpp"
 #include "core/metrics.hpp"
+#include "minimal_receiver.hpp"
 
 #include <caf/all.hpp>
 
@@ -57,11 +66,45 @@ double cpu_seconds() {
   return s(ru.ru_utime) + s(ru.ru_stime);
 }
 
-size_t arg(int argc, char** argv, const char* name, size_t dflt) {
+const char* text_arg(int argc, char** argv, const char* name,
+                     const char* dflt) {
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], name) == 0)
-      return std::strtoul(argv[i + 1], nullptr, 10);
+      return argv[i + 1];
   return dflt;
+}
+
+size_t arg(int argc, char** argv, const char* name, size_t dflt) {
+  return std::strtoul(text_arg(argc, argv, name, std::to_string(dflt).c_str()),
+                      nullptr, 10);
+}
+
+/// A receiver in the connection actor's place (`--receiver event-based`).
+caf::behavior event_based_receiver(caf::event_based_actor* self,
+                                   std::shared_ptr<frame_sink> sink,
+                                   broadcaster_actor b) {
+  caf::anon_send(b, atom::subscribe_v, caf::actor_cast<connection_actor>(self));
+  return {
+      [sink](atom::live, const stored& s) {
+        sink->deliver(s.frame, s.stored_ns);
+        if (s.probe)
+          fanout_probe::handed(s.probe);
+      },
+      [self](atom::ended, const caf::error&) {
+        self->quit();
+      },
+  };
+}
+
+/// A receiver in the connection actor's place (`--receiver minimal`).
+caf::actor spawn_minimal_receiver(caf::actor_system& sys,
+                                  std::shared_ptr<frame_sink> sink,
+                                  const broadcaster_actor& b) {
+  caf::actor_config cfg;
+  auto r = caf::make_actor<bench::minimal_receiver, caf::actor>(
+      sys.next_actor_id(), sys.node(), &sys, cfg, std::move(sink));
+  caf::anon_send(b, atom::subscribe_v, caf::actor_cast<connection_actor>(r));
+  return r;
 }
 
 } // namespace
@@ -71,8 +114,15 @@ int main(int argc, char** argv) {
   auto events = arg(argc, argv, "--events", 50);
   auto threads = arg(argc, argv, "--threads", 2);
   auto rounds = arg(argc, argv, "--rounds", 5);
+  std::string receiver = text_arg(argc, argv, "--receiver", "connection");
   if (clients == 0 || events == 0 || threads == 0 || rounds == 0) {
     std::fprintf(stderr, "fanout_actors: every count must be > 0\n");
+    return 2;
+  }
+  if (receiver != "connection" && receiver != "event-based"
+      && receiver != "minimal") {
+    std::fprintf(stderr, "fanout_actors: --receiver must be connection, "
+                         "event-based or minimal\n");
     return 2;
   }
 
@@ -92,10 +142,19 @@ int main(int argc, char** argv) {
 
   std::vector<std::shared_ptr<counting_sink>> sinks;
   sinks.reserve(clients);
+  // Minimal receivers are not registered with the system, which would
+  // wait for them at shutdown: these references keep them alive until
+  // the broadcaster has ended them.
+  std::vector<caf::actor> minimal_receivers;
   for (size_t i = 0; i < clients; ++i) {
     sinks.push_back(std::make_shared<counting_sink>());
-    sys.spawn(connection, sinks.back(), resume_point{}, b, buf, size_t{64},
-              stats, caf::timespan::zero());
+    if (receiver == "event-based")
+      sys.spawn(event_based_receiver, sinks.back(), b);
+    else if (receiver == "minimal")
+      minimal_receivers.push_back(spawn_minimal_receiver(sys, sinks.back(), b));
+    else
+      sys.spawn(connection, sinks.back(), resume_point{}, b, buf, size_t{64},
+                stats, caf::timespan::zero());
   }
   caf::scoped_actor self{sys};
   for (;;) { // until every connection has subscribed
@@ -146,11 +205,12 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  std::printf("fanout_actors: %zu clients, %zu threads, %zu x %zu events: "
-              "CPU %.0f ns per delivered event (median of rounds; min %.0f, "
-              "max %.0f), fan-out %.2f ms; %zu connections with a wrong "
-              "count\n",
-              clients, threads, rounds, events, median(ns_per_delivery),
+  std::printf("fanout_actors: %zu clients (%s), %zu threads, %zu x %zu "
+              "events: CPU %.0f ns per delivered event (median of rounds; "
+              "min %.0f, max %.0f), fan-out %.2f ms; %zu connections with a "
+              "wrong count\n",
+              clients, receiver.c_str(), threads, rounds, events,
+              median(ns_per_delivery),
               *std::min_element(ns_per_delivery.begin(), ns_per_delivery.end()),
               *std::max_element(ns_per_delivery.begin(), ns_per_delivery.end()),
               median(fanout_ms), wrong);
