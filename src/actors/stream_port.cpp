@@ -46,8 +46,8 @@ public:
       thread_local seeded_random rng{std::random_device{}()};
       age = caf::timespan{jitter(max_age_.count(), 0.1, rng)};
     }
-    auto c = sys_.spawn(connection, std::move(sink), std::move(from),
-                        broadcaster_, buffer_, max_held_, stats_, age);
+    auto c = spawn_connection(sys_, std::move(sink), std::move(from),
+                              broadcaster_, buffer_, max_held_, stats_, age);
     return std::make_shared<actor_session_events>(std::move(c));
   }
 

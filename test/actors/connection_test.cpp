@@ -39,9 +39,9 @@ TEST_CASE("a connection holds its sink weakly: it never keeps a socket "
   f.publish(1);
   auto sink = std::make_shared<recording_sink>();
   std::weak_ptr<recording_sink> watch = sink;
-  auto c = f.stop_at_end(f.sys->spawn(connection, sink, resume_point{}, f.b,
-                                      f.buf, size_t{100}, f.stats,
-                                      caf::timespan::zero()));
+  auto c = f.stop_at_end(spawn_connection(*f.sys, sink, resume_point{}, f.b,
+                                          f.buf, size_t{100}, f.stats,
+                                          caf::timespan::zero()));
   f.run();
   CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(1)});
   sink.reset(); // what a session's end does
@@ -133,8 +133,8 @@ TEST_CASE("an ended connection leaves nothing of itself at the broadcaster") {
   connection_fixture f;
   auto sink = std::make_shared<recording_sink>();
   // Not through the fixture, which keeps a handle to stop it at the end.
-  auto c = f.sys->spawn(connection, sink, resume_point{}, f.b, f.buf,
-                        size_t{100}, f.stats, caf::timespan::zero());
+  auto c = spawn_connection(*f.sys, sink, resume_point{}, f.b, f.buf,
+                            size_t{100}, f.stats, caf::timespan::zero());
   f.run();
   caf::actor_addr addr = c.address();
   caf::anon_send(c, atom::session_v, session_state::closed);

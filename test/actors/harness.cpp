@@ -135,8 +135,9 @@ connection_actor
 core_fixture::spawn_connection(resume_point from,
                                std::shared_ptr<recording_sink> sink) {
   sinks.push_back(sink);
-  return stop_at_end(sys->spawn(connection, std::move(sink), std::move(from), b,
-                                buf, size_t{100}, stats, max_age));
+  return stop_at_end(btcstream::spawn_connection(*sys, std::move(sink),
+                                                 std::move(from), b, buf,
+                                                 size_t{100}, stats, max_age));
 }
 
 std::pair<connection_actor, std::shared_ptr<recording_sink>>

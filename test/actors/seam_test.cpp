@@ -21,7 +21,8 @@ struct seam_fixture : core_fixture {
   std::shared_ptr<recording_sink> sink = std::make_shared<recording_sink>();
   connection_actor conn;
 
-  /// Spawns the connection without running it.
+  /// Spawns the connection (its subscription is sent) without running
+  /// anything.
   void connect_after(int n) { conn = spawn_connection(after(id(n)), sink); }
 };
 
@@ -44,14 +45,14 @@ TEST_CASE("seam: a live update arriving while the history is awaited is "
   seam_fixture f;
   for (int n = 1; n <= 3; ++n)
     f.publish(n);
-  f.connect_after(1);
-  f.step(f.conn); // init: subscribe → broadcaster
-  f.step(f.b);    // ack upto = 3 → connection
+  f.connect_after(1); // subscribe → broadcaster
+  f.step(f.b);        // ack upto = 3 → connection
   f.send_update(4);
-  f.step(f.buf);  // store 4, publish → broadcaster
-  f.step(f.b);    // forward live 4 → connection (after the ack)
-  f.step(f.conn); // the ack: history(after 1, upto 3) → buffer
-  f.step(f.conn); // live 4 arrives while holding
+  f.step(f.buf); // store 4, publish → broadcaster
+  f.step(f.b);   // forward live 4 → connection (after the ack)
+  // One turn takes both, in order: the ack (history(after 1, upto 3) →
+  // buffer), then live 4, which arrives while holding.
+  f.step(f.conn);
   CHECK(f.sink->frames.empty());
   f.run(); // history reply [2, 3], then the held 4
   CHECK_EQ(f.sink->ids(), f.ids(2, 4));
@@ -77,9 +78,8 @@ TEST_CASE("seam: a client that already has an update the broadcaster had not "
   for (int n = 1; n <= 3; ++n)
     f.publish(n);
   // The client resumes from 4, which it got elsewhere (another node).
-  f.connect_after(4);
-  f.step(f.conn); // subscribe → broadcaster
-  f.step(f.b);    // ack upto = 3
+  f.connect_after(4); // subscribe → broadcaster
+  f.step(f.b);        // ack upto = 3
   f.send_update(4);
   f.step(f.buf); // 4 stored before the history query
   f.step(f.b);   // live 4 → connection, held behind the ack

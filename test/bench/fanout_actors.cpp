@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
     else if (receiver == "minimal")
       minimal_receivers.push_back(spawn_minimal_receiver(sys, sinks.back(), b));
     else
-      sys.spawn(connection, sinks.back(), resume_point{}, b, buf, size_t{64},
-                stats, caf::timespan::zero());
+      spawn_connection(sys, sinks.back(), resume_point{}, b, buf, size_t{64},
+                       stats, caf::timespan::zero());
   }
   caf::scoped_actor self{sys};
   for (;;) { // until every connection has subscribed
