@@ -122,6 +122,10 @@ public:
     }
   }
 
+  // subtype(): CAF's default, `unspecified`. CAF casts a job of subtype
+  // `scheduled_actor` to its own class of that name (at shutdown, in
+  // cleanup_and_release), which this is not.
+
   void intrusive_ptr_add_ref_impl() override {
     caf::intrusive_ptr_add_ref(ctrl());
   }

@@ -1,15 +1,15 @@
-// minimal_receiver: for fanout_actors only, a measuring instrument, not a
-// design. The least a CAF 0.17 actor can be and still take the live
-// message through its handle: a `monitorable_actor` (address, monitors,
-// attachables) that is its own `resumable`, with one lock-free inbox and
-// one hard-wired handler. No behaviour stack, no four category queues, no
-// response promises, no default handlers, no stream bookkeeping: what
-// CAF's event-based actor adds per activation is the difference between
-// this receiver and a plain event-based one (docs/performance.md, "What
-// one CAF actor per connection costs").
+// minimal_receiver: for fanout_actors only, a measuring instrument. The
+// least a CAF 0.17 actor can be and still take the live message through
+// its handle: a `monitorable_actor` (address, monitors, attachables) that
+// is its own `resumable`, with the connection actor's inbox and one
+// hard-wired handler. What CAF's event-based actor adds per delivery is
+// the difference between this receiver and a plain event-based one; what
+// the connection actor's own work costs, the difference between it and
+// this (docs/performance.md, "What one CAF actor per connection costs").
 #pragma once
 
 #include "actors/atoms.hpp"
+#include "actors/inbox.hpp"
 #include "core/frame_sink.hpp"
 #include "core/metrics.hpp"
 #include "core/update.hpp"
@@ -22,8 +22,6 @@
 #include <caf/scheduler/abstract_coordinator.hpp>
 #include <caf/type_erased_tuple.hpp>
 
-#include <atomic>
-#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -35,23 +33,12 @@ public:
   minimal_receiver(caf::actor_config& cfg, std::shared_ptr<frame_sink> sink)
       : caf::monitorable_actor(cfg), sink_(std::move(sink)) {}
 
-  ~minimal_receiver() override { release(head_.exchange(closed())); }
-
-  /// Pushes onto the inbox; the sender that finds the reader blocked
+  /// Pushes onto the inbox; the sender that finds the reader waiting
   /// schedules it, as CAF's own actors do.
   void enqueue(caf::mailbox_element_ptr what,
                caf::execution_unit* host) override {
-    auto* head = head_.load(std::memory_order_relaxed);
-    do {
-      if (head == closed())
-        return; // after `ended`: dropped, as by CAF's closed mailbox
-      what->next = head == blocked() ? nullptr : head;
-    } while (!head_.compare_exchange_weak(head, what.get(),
-                                          std::memory_order_release,
-                                          std::memory_order_relaxed));
-    what.release();
-    if (head != blocked())
-      return;
+    if (inbox_.push(what) != inbox::pushed::woke_reader)
+      return; // queued, or dropped after `ended`
     caf::intrusive_ptr_add_ref(ctrl());
     if (host != nullptr)
       host->exec_later(this);
@@ -59,29 +46,21 @@ public:
       home_system().scheduler().enqueue(this);
   }
 
-  /// Handles everything in the inbox, oldest first, then blocks.
+  /// Handles everything in the inbox, oldest first, then waits.
   resume_result resume(caf::execution_unit* host, size_t) override {
     for (;;) {
-      caf::mailbox_element* oldest = nullptr;
-      for (auto* e = head_.exchange(nullptr, std::memory_order_acquire);
-           e != nullptr;) {
-        auto* next = static_cast<caf::mailbox_element*>(e->next);
-        e->next = oldest;
-        oldest = e;
-        e = next;
-      }
-      while (oldest != nullptr) {
-        auto* next = static_cast<caf::mailbox_element*>(oldest->next);
-        caf::mailbox_element_ptr e{oldest};
-        oldest = next;
-        if (!handle(e->content())) {
-          close(oldest);
+      auto* e = inbox_.take_all();
+      while (e != nullptr) {
+        caf::mailbox_element_ptr msg{e};
+        e = static_cast<caf::mailbox_element*>(e->next);
+        if (!handle(msg->content())) {
+          inbox::release(e);
+          inbox::release(inbox_.close());
           cleanup(caf::exit_reason::normal, host);
           return done;
         }
       }
-      caf::mailbox_element* empty = nullptr;
-      if (head_.compare_exchange_strong(empty, blocked()))
+      if (inbox_.try_block())
         return awaiting_message;
     }
   }
@@ -111,32 +90,8 @@ private:
     return msg.empty() || !msg.match_element<atom::ended>(0);
   }
 
-  /// Closes the inbox and drops what is in it, and `rest`.
-  void close(caf::mailbox_element* rest) {
-    release(rest);
-    release(head_.exchange(closed()));
-  }
-
-  static void release(caf::mailbox_element* e) {
-    while (e != nullptr && e != blocked() && e != closed()) {
-      auto* next = static_cast<caf::mailbox_element*>(e->next);
-      caf::mailbox_element_ptr drop{e};
-      e = next;
-    }
-  }
-
-  /// The inbox's value while the reader waits for a message.
-  static caf::mailbox_element* blocked() {
-    return reinterpret_cast<caf::mailbox_element*>(uintptr_t{1});
-  }
-
-  /// The inbox's value once the actor has ended.
-  static caf::mailbox_element* closed() {
-    return reinterpret_cast<caf::mailbox_element*>(uintptr_t{2});
-  }
-
   std::shared_ptr<frame_sink> sink_;
-  std::atomic<caf::mailbox_element*> head_{blocked()};
+  inbox inbox_;
 };
 
 } // namespace btcstream::bench
