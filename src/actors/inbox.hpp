@@ -39,8 +39,9 @@ public:
     return head == blocked_tag() ? pushed::woke_reader : pushed::queued;
   }
 
-  /// The reader: everything queued, oldest first (a list linked by
-  /// `next`; the caller owns it), or nullptr.
+  /// The reader, in its turn (woken, not yet blocked again, not closed):
+  /// everything queued, oldest first (a list linked by `next`; the caller
+  /// owns it), or nullptr.
   caf::mailbox_element* take_all() noexcept {
     caf::mailbox_element* oldest = nullptr;
     auto* e = head_.exchange(nullptr, std::memory_order_acquire);

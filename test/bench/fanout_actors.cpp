@@ -11,9 +11,9 @@
 // `--receiver` puts another receiver in the connection actor's place, to
 // separate what a delivery costs in CAF from what it costs in ours:
 // `event-based`, a CAF event-based actor whose only handler hands the
-// frame to the sink and counts it for the probe (the connection actor
-// minus the seam and the session's checks); `minimal`, the same handler in
-// the least actor CAF can deliver to (minimal_receiver.hpp).
+// frame to the sink and counts it for the probe (what the connection actor
+// was before it was written by hand, minus the seam); `minimal`, the same
+// handler in the least actor CAF can deliver to (minimal_receiver.hpp).
 //
 //   fanout_actors [--clients 10000] [--events 50] [--threads 2] [--rounds 5]
 //                 [--receiver connection|event-based|minimal]
