@@ -1,7 +1,7 @@
 #include "actors/connection.hpp"
 
 #include "actors/errors.hpp"
-#include "actors/inbox.hpp"
+#include "actors/inbox_actor.hpp"
 #include "core/log.hpp"
 #include "core/sse.hpp"
 
@@ -32,15 +32,14 @@ end_cause cause_of(const caf::error& reason) {
   return end_cause::error;
 }
 
-/// One SSE client (connection.hpp). Its own `resumable`: CAF's scheduler
-/// (ours, or the test coordinator) runs it like any actor.
-class connection final : public caf::monitorable_actor, public caf::resumable {
+/// One SSE client (connection.hpp).
+class connection final : public inbox_actor<connection> {
 public:
   connection(caf::actor_config& cfg, std::shared_ptr<frame_sink> sink,
              resume_point from, broadcaster_actor broadcaster,
              buffer_actor buffer, size_t max_held,
              std::shared_ptr<metrics> stats)
-      : caf::monitorable_actor(cfg),
+      : inbox_actor(cfg),
         sink_(sink),
         resume_(from.given),
         stats_(std::move(stats)),
@@ -84,56 +83,6 @@ public:
 
   const char* name() const override { return "connection"; }
 
-  void enqueue(caf::mailbox_element_ptr what,
-               caf::execution_unit* host) override {
-    switch (inbox_.push(what)) {
-    case inbox::pushed::queued:
-      return;
-    case inbox::pushed::woke_reader:
-      // The scheduler's reference, released when the turn ends.
-      caf::intrusive_ptr_add_ref(ctrl());
-      if (host != nullptr)
-        host->exec_later(this);
-      else
-        home_system().scheduler().enqueue(this);
-      return;
-    case inbox::pushed::closed:
-      bounce(what, caf::sec::request_receiver_down);
-      return;
-    }
-  }
-
-  /// Handles everything queued, oldest first. Its messages come one or two
-  /// at a time (one live frame per update), so it takes no budget.
-  resume_result resume(caf::execution_unit* host, size_t) override {
-    for (;;) {
-      auto* e = inbox_.take_all();
-      while (e != nullptr) {
-        caf::mailbox_element_ptr msg{e};
-        e = static_cast<caf::mailbox_element*>(e->next);
-        handle(*msg, host);
-        if (inbox_.closed()) {
-          drop(e);
-          return done;
-        }
-      }
-      if (inbox_.try_block())
-        return awaiting_message;
-    }
-  }
-
-  // subtype(): CAF's default, `unspecified`. CAF casts a job of subtype
-  // `scheduled_actor` to its own class of that name (at shutdown, in
-  // cleanup_and_release), which this is not.
-
-  void intrusive_ptr_add_ref_impl() override {
-    caf::intrusive_ptr_add_ref(ctrl());
-  }
-
-  void intrusive_ptr_release_impl() override {
-    caf::intrusive_ptr_release(ctrl());
-  }
-
   /// Its last reference went without an end (nobody holds it any more):
   /// ends it now, as CAF's actors do, so that its sink is closed.
   void on_destroy() override {
@@ -143,6 +92,8 @@ public:
   }
 
 private:
+  friend class inbox_actor<connection>;
+
   void handle(caf::mailbox_element& e, caf::execution_unit* host) {
     try {
       if (e.mid.is_response()) {
@@ -284,7 +235,7 @@ private:
     if (getf(is_cleaned_up_flag))
       return;
     auto cause = cause_of(reason);
-    drop(inbox_.close());
+    close_inbox();
     unregister_from_system();
     if (!cleanup(std::move(reason), host))
       return;
@@ -294,18 +245,8 @@ private:
       sink->close(cause);
   }
 
-  /// Drops a list of elements after the end; a request among them fails.
-  void drop(caf::mailbox_element* e) {
-    while (e != nullptr) {
-      caf::mailbox_element_ptr msg{e};
-      e = static_cast<caf::mailbox_element*>(e->next);
-      bounce(msg, caf::sec::request_receiver_down);
-    }
-  }
-
-  // What a live frame touches comes first (docs/performance.md, "Cold
-  // lines").
-  inbox inbox_;
+  // What a live frame touches comes first, right after the inbox
+  // (docs/performance.md, "Cold lines").
   std::weak_ptr<frame_sink> sink_;
   seam resume_;
   std::shared_ptr<metrics> stats_;
