@@ -113,33 +113,34 @@ private:
 
   void dispatch(caf::mailbox_element& e, caf::execution_unit* host) {
     auto& msg = e.content();
-    // A stored update, from the broadcaster.
     if (msg.match_elements<atom::live, stored>()) {
+      // A stored update, from the broadcaster.
       on_live(msg.get_as<stored>(1), host);
-      // No traffic for --heartbeat, from the broadcaster.
     } else if (msg.match_elements<atom::heartbeat>()) {
+      // No traffic for --heartbeat, from the broadcaster.
       if (auto sink = sink_.lock())
         sink->deliver(heartbeat_frame(), 0);
-      // The session ended, from the HTTP session.
     } else if (msg.match_elements<atom::session, session_state>()) {
+      // The session ended, from the HTTP session.
       quit(caf::exit_reason::normal, host);
-      // The stream reached its age, from itself.
     } else if (msg.match_elements<atom::retire>()) {
+      // The stream reached its age, from itself.
       quit(retired(), host);
+    } else if (msg.match_elements<atom::ended, caf::error>()) {
       // The broadcaster ended, which ends the stream (it does not monitor
       // the broadcaster: see there).
-    } else if (msg.match_elements<atom::ended, caf::error>()) {
       const auto& reason = msg.get_as<caf::error>(1);
       quit(reason ? reason : caf::error{caf::exit_reason::normal}, host);
-      // As CAF's actors: an exit message ends it unless its reason is
-      // normal.
     } else if (msg.match_elements<caf::exit_msg>()) {
+      // As for CAF's actors: ends it unless the reason is normal.
       const auto& x = msg.get_as<caf::exit_msg>(0);
       if (x.reason)
         quit(x.reason, host);
-    } else if (!msg.match_elements<caf::down_msg>()) {
+    } else if (msg.match_elements<caf::down_msg>()) {
+      // It monitors nothing: dropped.
+    } else {
       log(log_level::warn,
-          "connection drops an unexpected message: " + e.content().stringify());
+          "connection drops an unexpected message: " + msg.stringify());
       if (e.mid.is_request())
         reject(e, host);
     }
