@@ -215,3 +215,52 @@ TEST_CASE("without a maximum age a stream never ends by itself") {
   f.advance(std::chrono::hours{48});
   CHECK_FALSE(sink->closed);
 }
+
+TEST_CASE("a connection keeps CAF's rules for what it does not handle: a "
+          "normal exit message leaves it running, another ends it, and a "
+          "request to it fails at once, running or ended") {
+  // The connection actor is written by hand (connection.hpp), so these are
+  // its own code, not CAF's.
+  connection_fixture f;
+  auto [c, sink] = f.connect(resume_point{});
+  // The error a request to the connection gets (nothing, if it gets no
+  // answer: the asker is killed then, or the system would wait for it).
+  auto request_error = [&f, c = c] {
+    auto out = std::make_shared<std::optional<caf::error>>();
+    auto asker = f.sys->spawn(
+        [c](caf::event_based_actor* self,
+            std::shared_ptr<std::optional<caf::error>> res) {
+          self->request(caf::actor_cast<caf::actor>(c),
+                        std::chrono::seconds{10}, atom::ping_v)
+              .then(
+                  [res](uint64_t) {
+                    *res = caf::error{};
+                  },
+                  [res](caf::error& err) {
+                    *res = std::move(err);
+                  });
+        },
+        out);
+    f.run();
+    caf::anon_send_exit(asker, caf::exit_reason::kill);
+    f.run();
+    return *out;
+  };
+  auto running = request_error();
+  REQUIRE(running.has_value());
+  CHECK_EQ(*running, caf::make_error(caf::sec::unexpected_message));
+
+  caf::anon_send_exit(c, caf::exit_reason::normal);
+  f.run();
+  CHECK_FALSE(sink->closed);
+  f.publish(1);
+  CHECK_EQ(sink->ids(), std::vector<uint64_t>{f.id(1)});
+
+  caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK_EQ(sink->closed_with, end_cause::shutdown);
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 0u); // the monitor fired
+  auto ended = request_error();
+  REQUIRE(ended.has_value());
+  CHECK_EQ(*ended, caf::make_error(caf::sec::request_receiver_down));
+}
