@@ -3,6 +3,7 @@
 #include "actors/errors.hpp"
 #include "actors/inbox_actor.hpp"
 #include "core/log.hpp"
+#include "core/seam.hpp"
 #include "core/sse.hpp"
 
 #include <caf/all.hpp>

@@ -4,7 +4,6 @@
 #include "core/frame_sink.hpp"
 #include "core/metrics.hpp"
 #include "core/query.hpp"
-#include "core/seam.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/timespan.hpp>

@@ -73,6 +73,7 @@ public:
     return head_.load(std::memory_order_acquire) == closed_tag();
   }
 
+private:
   /// Drops a list of elements linked by `next`.
   static void release(caf::mailbox_element* e) noexcept {
     while (e != nullptr && e != blocked_tag() && e != closed_tag()) {
@@ -82,7 +83,6 @@ public:
     }
   }
 
-private:
   static caf::mailbox_element* blocked_tag() noexcept {
     return reinterpret_cast<caf::mailbox_element*>(uintptr_t{1});
   }
