@@ -94,7 +94,7 @@ frame_ptr encode_update(const update& u) {
   out += "\ndata: ";
   out += update_data_json(u);
   out += "\n\n";
-  return std::make_shared<const std::string>(std::move(out));
+  return make_frame(out);
 }
 
 frame_ptr encode_gap(std::string_view requested,
@@ -109,7 +109,7 @@ frame_ptr encode_gap(std::string_view requested,
   out += ",\"oldest\":";
   out += oldest ? std::to_string(*oldest) : "null";
   out += "}\n\n";
-  return std::make_shared<const std::string>(std::move(out));
+  return make_frame(out);
 }
 
 std::string encode_retry(std::chrono::milliseconds retry) {
@@ -117,7 +117,7 @@ std::string encode_retry(std::chrono::milliseconds retry) {
 }
 
 const frame_ptr& heartbeat_frame() {
-  static const frame_ptr hb = std::make_shared<const std::string>(": hb\n\n");
+  static const frame_ptr hb = make_frame(": hb\n\n");
   return hb;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 
+#include "core/frame.hpp"
+
 #include <cstdint>
 #include <memory>
-#include <string>
 
 namespace btcstream {
 
@@ -20,9 +21,6 @@ struct update {
 inline bool operator==(const update& a, const update& b) {
   return a.id == b.id && a.ts_ms == b.ts_ms && a.price == b.price;
 }
-
-/// The bytes of one SSE frame, serialised once and shared by every client.
-using frame_ptr = std::shared_ptr<const std::string>;
 
 class fanout_probe;
 

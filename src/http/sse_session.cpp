@@ -11,12 +11,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
-#include <charconv>
 #include <limits>
 #include <stdexcept>
 
@@ -27,7 +25,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr std::string_view crlf = "\r\n";
 constexpr std::string_view last_chunk = "0\r\n\r\n";
 
 /// The buffers of the batch not yet written, as a buffer sequence that
@@ -39,48 +36,22 @@ struct unsent {
   const asio::const_buffer* end() const { return last; }
 };
 
-/// Writes "<hex size>\r\n" to `buf`; returns its length. `to_chars`, not
-/// `snprintf`: this runs for every write.
-size_t chunk_size_line(std::array<char, 24>& buf, size_t size) {
-  auto* p
-      = std::to_chars(buf.data(), buf.data() + buf.size() - 2, size, 16).ptr;
-  *p++ = '\r';
-  *p++ = '\n';
-  return static_cast<size_t>(p - buf.data());
-}
-
-/// What one `send_frame` did.
+/// What one `send_bytes` did.
 struct sent {
   size_t written = 0; ///< bytes the socket took
   bool whole = false; ///< all of them: the frame is out
 };
 
-/// Writes one frame (as one chunk when `chunked`) with one non-blocking
-/// `sendmsg`; `ec` = would_block when the socket took nothing. Plain system
-/// calls on the descriptor: the connection actor's thread calls this too,
-/// and must not touch the Asio socket object.
-sent send_frame(int fd, bool chunked, const std::string& frame,
-                error_code& ec) {
-  std::array<char, 24> head{};
-  std::array<iovec, 3> iov{};
-  size_t n_iov = 0;
-  size_t total = frame.size();
-  if (chunked) {
-    auto head_size = chunk_size_line(head, frame.size());
-    iov[n_iov++] = {head.data(), head_size};
-    total += head_size + crlf.size();
-  }
-  iov[n_iov++] = {const_cast<char*>(frame.data()), frame.size()};
-  if (chunked)
-    iov[n_iov++] = {const_cast<char*>(crlf.data()), crlf.size()};
-  msghdr msg{};
-  msg.msg_iov = iov.data();
-  msg.msg_iovlen = n_iov;
+/// Writes a frame's bytes (`wire`) with one non-blocking `send`; `ec` =
+/// would_block when the socket took nothing. A plain system call on the
+/// descriptor: the connection actor's thread calls this too, and must not
+/// touch the Asio socket object.
+sent send_bytes(int fd, std::string_view bytes, error_code& ec) {
   for (;;) {
-    auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n >= 0) {
       ec = {};
-      return {static_cast<size_t>(n), static_cast<size_t>(n) == total};
+      return {static_cast<size_t>(n), static_cast<size_t>(n) == bytes.size()};
     }
     if (errno == EINTR)
       continue;
@@ -134,7 +105,7 @@ void sse_session::start(std::string header, std::string retry,
   ctx_->stats->sse_connections.fetch_add(1, std::memory_order_relaxed);
   // Frames the actor delivers are posted, so they queue behind `retry`.
   events_ = ctx_->streams->open(std::move(from), shared_from_this());
-  enqueue(std::make_shared<const std::string>(std::move(retry)), false, 0);
+  enqueue(make_frame(retry), false, 0);
   if (!finished_)
     do_read();
   settle(0);
@@ -166,7 +137,7 @@ void sse_session::bound_kernel_buffers() {
 void sse_session::deliver(const frame_ptr& f, int64_t stored_ns) {
   if (gate_.try_write()) {
     error_code ec;
-    auto out = send_frame(fd_, chunked_, *f, ec);
+    auto out = send_bytes(fd_, wire(*f), ec);
     if (out.whole) {
       observe_delivery(stored_ns, steady_now_ns());
       if (gate_.done_writing())
@@ -278,7 +249,7 @@ void sse_session::enqueue(frame_ptr f, bool counted, int64_t stored_ns,
   if (written > 0) {
     assert(idle());
     last_progress_ = std::chrono::steady_clock::now();
-  } else if (counted && idle() && write_alone(*f, stored_ns, written)) {
+  } else if (counted && idle() && write_alone(wire(*f), stored_ns, written)) {
     counted_bytes_ -= f->size();
     return;
   }
@@ -299,10 +270,10 @@ bool sse_session::idle() const {
 // clients each of them is a cache miss per client per event. Returns true
 // when nothing is left to do (the frame went out whole, or the stream
 // ended); otherwise `written` bytes of it went out.
-bool sse_session::write_alone(const std::string& frame, int64_t stored_ns,
+bool sse_session::write_alone(std::string_view bytes, int64_t stored_ns,
                               size_t& written) {
   error_code ec;
-  auto out = send_frame(fd_, chunked_, frame, ec);
+  auto out = send_bytes(fd_, bytes, ec);
   if (ec == asio::error::would_block)
     return false;
   if (ec) {
@@ -350,7 +321,8 @@ void sse_session::flush() {
   }
 }
 
-// Moves every queued frame into one write (one chunk for HTTP/1.1).
+// Moves every queued frame into one write (for HTTP/1.1, each its own chunk:
+// the frames are stored that way).
 bool sse_session::next_batch() {
   // The batch in flight is written: live frames are delivered now.
   int64_t now_ns = batch_.empty() ? 0 : steady_now_ns();
@@ -380,20 +352,13 @@ bool sse_session::next_batch() {
     }
     return !bufs_.empty();
   }
-  size_t total = 0;
-  for (auto& i : queue_)
-    total += i.frame->size();
-  if (chunked_)
-    bufs_.emplace_back(
-        asio::buffer(chunk_head_.data(), chunk_size_line(chunk_head_, total)));
   batch_.reserve(queue_.size());
   for (auto& i : queue_) {
-    bufs_.emplace_back(asio::buffer(*i.frame));
+    auto bytes = wire(*i.frame);
+    bufs_.emplace_back(asio::buffer(bytes.data(), bytes.size()));
     batch_.push_back(std::move(i));
   }
   queue_.clear();
-  if (chunked_)
-    bufs_.emplace_back(asio::buffer(crlf.data(), crlf.size()));
   return true;
 }
 

@@ -18,6 +18,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace btcstream {
@@ -83,8 +84,11 @@ private:
   void enqueue(frame_ptr f, bool counted, int64_t stored_ns,
                size_t written = 0);
   bool idle() const;
-  bool write_alone(const std::string& frame, int64_t stored_ns,
-                   size_t& written);
+  bool write_alone(std::string_view bytes, int64_t stored_ns, size_t& written);
+  /// What this stream writes of `f`: its chunk, or for HTTP/1.0 its text.
+  std::string_view wire(const frame& f) const {
+    return chunked_ ? f.chunk() : f.text();
+  }
   void flush();
   bool next_batch();
   void consume(size_t n);
@@ -115,7 +119,6 @@ private:
   std::vector<item> batch_;    // the write in progress
   std::vector<boost::asio::const_buffer> bufs_;
   size_t next_buf_ = 0; // first buffer of bufs_ not yet fully written
-  std::array<char, 24> chunk_head_{};
   bool closing_ = false;
   end_cause close_cause_ = end_cause::done; // why the actor side closed
   bool terminated_ = false;                 // the final chunk has been queued

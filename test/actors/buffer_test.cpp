@@ -72,9 +72,9 @@ TEST_CASE("the buffer encodes each update once and replays the very bytes "
   REQUIRE_EQ(f.log->items.size(), 1u);
   auto& s = f.log->items[0];
   CHECK(s.u == u);
-  CHECK_EQ(*s.frame, "id: 1764182717000\ndata: "
-                     "{\"timestamp\":\"2025-11-26T18:45:17.000Z\","
-                     "\"price\":97123.45}\n\n");
+  CHECK_EQ(s.frame->text(), "id: 1764182717000\ndata: "
+                            "{\"timestamp\":\"2025-11-26T18:45:17.000Z\","
+                            "\"price\":97123.45}\n\n");
   auto h = ask<history>(f, f.buf, atom::history_v, after(u.id - 1), u.id);
   REQUIRE(h);
   REQUIRE_EQ(h->frames.size(), 1u);

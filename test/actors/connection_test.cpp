@@ -16,7 +16,7 @@ namespace {
 using connection_fixture = core_fixture;
 
 std::string gap(const std::string& requested, std::optional<uint64_t> oldest) {
-  return *encode_gap(requested, oldest);
+  return std::string(encode_gap(requested, oldest)->text());
 }
 
 } // namespace

@@ -13,13 +13,13 @@
 namespace btcstream::test {
 
 void recording_sink::deliver(const frame_ptr& f, int64_t) {
-  frames.push_back(*f);
+  frames.emplace_back(f->text());
   live.push_back(true);
 }
 
 void recording_sink::replay(std::vector<frame_ptr> fs) {
   for (auto& f : fs) {
-    frames.push_back(*f);
+    frames.emplace_back(f->text());
     live.push_back(false);
   }
 }

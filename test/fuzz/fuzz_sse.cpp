@@ -103,13 +103,26 @@ struct sse_parser {
   }
 };
 
-void check_frame_bytes(const std::string& f) {
+void check_frame_bytes(std::string_view f) {
   FUZZ_CHECK(f.size() >= 2 && f.compare(f.size() - 2, 2, "\n\n") == 0);
-  FUZZ_CHECK(f.find('\r') == std::string::npos);
-  FUZZ_CHECK(f.find('\0') == std::string::npos);
+  FUZZ_CHECK(f.find('\r') == std::string_view::npos);
+  FUZZ_CHECK(f.find('\0') == std::string_view::npos);
   // Exactly one blank line: the one that ends the frame.
   FUZZ_CHECK(f.find("\n\n") == f.size() - 2);
   FUZZ_CHECK(fuzz::valid_utf8(f));
+}
+
+// A stored frame is its text as one HTTP/1.1 chunk: "<hex size>\r\n", the
+// text, "\r\n".
+void check_chunk(const frame& f) {
+  auto c = f.chunk();
+  auto head_end = c.find("\r\n");
+  FUZZ_CHECK(head_end != std::string_view::npos);
+  FUZZ_CHECK(std::stoull(std::string(c.substr(0, head_end)), nullptr, 16)
+             == f.size());
+  FUZZ_CHECK(c.substr(head_end + 2, f.size()) == f.text());
+  FUZZ_CHECK(c.size() == head_end + 2 + f.size() + 2);
+  FUZZ_CHECK(c.substr(c.size() - 2) == "\r\n");
 }
 
 // "YYYY-MM-DDTHH:MM:SS.mmmZ" with a year of at least four digits (and a
@@ -147,16 +160,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto gap = encode_gap(requested, oldest);
   const auto& hb = heartbeat_frame();
   check_frame_bytes(retry);
-  check_frame_bytes(*upd);
-  check_frame_bytes(*gap);
-  check_frame_bytes(*hb);
+  check_frame_bytes(upd->text());
+  check_frame_bytes(gap->text());
+  check_frame_bytes(hb->text());
+  check_chunk(*upd);
+  check_chunk(*gap);
+  check_chunk(*hb);
 
   // The stream as a client sees it: retry, update, heartbeat, gap.
   sse_parser p;
   p.feed(retry);
-  p.feed(*upd);
-  p.feed(*hb);
-  p.feed(*gap);
+  p.feed(upd->text());
+  p.feed(hb->text());
+  p.feed(gap->text());
   FUZZ_CHECK(p.pending.empty());
   FUZZ_CHECK(p.events.size() == 2);
   if (retry_ms >= 0)
@@ -206,7 +222,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The same bytes split anywhere parse the same (CRLF never straddles:
   // there is no CR at all).
   sse_parser q;
-  std::string all = retry + *upd + *hb + *gap;
+  std::string all = retry;
+  for (const auto* f : {upd.get(), hb.get(), gap.get()})
+    all += f->text();
   auto cut = all.empty() ? 0 : static_cast<size_t>(oldest_raw % all.size());
   q.feed(std::string_view{all}.substr(0, cut));
   q.feed(std::string_view{all}.substr(cut));

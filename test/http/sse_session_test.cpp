@@ -242,9 +242,9 @@ private:
   bool last_chunk_seen_ = false;
 };
 
-frame_ptr frame(const std::string& id, size_t padding) {
-  return std::make_shared<const std::string>(
-      "id: " + id + "\ndata: " + std::string(padding, 'x') + "\n\n");
+frame_ptr sse_frame(const std::string& id, size_t padding) {
+  return make_frame("id: " + id + "\ndata: " + std::string(padding, 'x')
+                    + "\n\n");
 }
 
 std::string id_of(const std::string& frame) {
@@ -275,11 +275,11 @@ TEST_CASE("sse_session: frames written by the caller and by the strand "
     for (int i = 0; i < 120; ++i, ++next) {
       // 1..~3.6 KB: the 32 KB send buffer fills within a round
       auto id = std::to_string(next);
-      sink->deliver(frame(id, 1 + (next * 997) % 3600), 1);
+      sink->deliver(sse_frame(id, 1 + (next * 997) % 3600), 1);
       given.push_back(id);
       if (i % 40 == 20) {
-        std::vector<frame_ptr> replayed{frame("r" + id + "a", 100),
-                                        frame("r" + id + "b", 5000)};
+        std::vector<frame_ptr> replayed{sse_frame("r" + id + "a", 100),
+                                        sse_frame("r" + id + "b", 5000)};
         sink->replay(std::move(replayed));
         given.push_back("r" + id + "a");
         given.push_back("r" + id + "b");
@@ -329,7 +329,7 @@ TEST_CASE("sse_session: a client that reads while the caller writes gets "
   std::vector<std::string> given;
   for (int i = 0; i < frames; ++i) {
     given.push_back(std::to_string(i));
-    sink->deliver(frame(given.back(), 1 + (i * 7919) % 2000), 1);
+    sink->deliver(sse_frame(given.back(), 1 + (i * 7919) % 2000), 1);
   }
   client.join();
   CHECK_FALSE(broken);
@@ -349,7 +349,7 @@ TEST_CASE("sse_session: a client that leaves while the caller writes is "
     std::atomic<bool> stop{false};
     std::thread caller{[&] {
       for (int i = 0; !stop; ++i)
-        sink->deliver(frame(std::to_string(i), 50), 1);
+        sink->deliver(sse_frame(std::to_string(i), 50), 1);
     }};
     chunked_reader reader{f.client};
     for (int i = 0; i < 1 + n % 5; ++i)
@@ -385,7 +385,7 @@ TEST_CASE("sse_session: a client that stops reading ends as stalled, "
     std::atomic<bool> stop{false};
     std::thread caller{[&] {
       for (int i = 0; !stop; ++i) {
-        sink->deliver(frame(std::to_string(i), 20), 1);
+        sink->deliver(sse_frame(std::to_string(i), 20), 1);
         std::this_thread::sleep_for(1ms);
       }
     }};

@@ -41,7 +41,7 @@ void follow(ring_buffer& buf, uint64_t prev, uint64_t from, uint64_t to) {
 ids frame_ids(const history& h) {
   ids out;
   for (auto& f : h.frames)
-    out.push_back(std::stoull(f->substr(4)));
+    out.push_back(std::stoull(std::string(f->text().substr(4))));
   return out;
 }
 

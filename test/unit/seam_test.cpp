@@ -33,9 +33,9 @@ std::string gap_event(const std::string& requested, uint64_t oldest) {
 std::vector<std::string> names(const std::vector<frame_ptr>& frames) {
   std::vector<std::string> out;
   for (auto& f : frames)
-    out.push_back(f->rfind("event: gap", 0) == 0
-                      ? "gap"
-                      : f->substr(4, f->find('\n') - 4));
+    out.emplace_back(f->text().rfind("event: gap", 0) == 0
+                         ? "gap"
+                         : f->text().substr(4, f->text().find('\n') - 4));
   return out;
 }
 
@@ -148,7 +148,7 @@ TEST_CASE("a gap event comes first, naming the request and the oldest id") {
   s.on_live(make(11));
   auto out = s.on_history(reply({9, 10}, 10, true, 9));
   CHECK(names(out) == strings{"gap", "9", "10", "11"});
-  CHECK(*out[0]
+  CHECK(out[0]->text()
         == "event: gap\n"
            "data: {\"requested\":\"1795718717123\",\"oldest\":9}\n\n");
 }
@@ -157,7 +157,7 @@ TEST_CASE("a gap on an empty buffer has a null oldest") {
   seam s{"42"};
   auto out = s.on_history(reply({}, 0, true));
   REQUIRE(out.size() == 1);
-  CHECK(*out[0]
+  CHECK(out[0]->text()
         == "event: gap\ndata: {\"requested\":\"42\",\"oldest\":null}\n\n");
   CHECK(s.last_written() == 0);
   CHECK(s.on_live(make(1)) != nullptr);
@@ -175,7 +175,8 @@ TEST_CASE("a resume id newer than any known still releases live frames") {
   auto out = s.on_history(
       buf.query(resume_point{resume_point::kind::after_id, 99, 0, "99"}, 5));
   CHECK(names(out) == strings{"gap", "6", "7"});
-  CHECK(*out[0] == "event: gap\ndata: {\"requested\":\"99\",\"oldest\":1}\n\n");
+  CHECK(out[0]->text()
+        == "event: gap\ndata: {\"requested\":\"99\",\"oldest\":1}\n\n");
   CHECK(s.last_written() == 7);
   CHECK(s.on_live(make(8)) != nullptr);
 }
@@ -259,7 +260,8 @@ TEST_CASE("a live frame after a hole is preceded by a gap event, once") {
   CHECK(out->get() == nine.frame.get());
   auto gap = s.take_gap();
   REQUIRE(gap.get() != nullptr);
-  CHECK(*gap == "event: gap\ndata: {\"requested\":\"5\",\"oldest\":9}\n\n");
+  CHECK(gap->text()
+        == "event: gap\ndata: {\"requested\":\"5\",\"oldest\":9}\n\n");
   CHECK(!s.take_gap());
   CHECK(s.last_written() == 9);
   CHECK(s.on_live(make(10)) != nullptr);
@@ -273,7 +275,7 @@ TEST_CASE("a live gap names the last id written, not the resume point") {
   REQUIRE(s.on_live(make(12, 10)));
   auto gap = s.take_gap();
   REQUIRE(gap.get() != nullptr);
-  CHECK(*gap == gap_event("6", 12));
+  CHECK(gap->text() == gap_event("6", 12));
 }
 
 TEST_CASE("a live frame after a hole the client is past has no gap event") {
@@ -289,7 +291,7 @@ TEST_CASE("a live frame after a hole the client is past has no gap event") {
   REQUIRE(s.on_live(make(14, 12)));
   auto gap = s.take_gap();
   REQUIRE(gap.get() != nullptr);
-  CHECK(*gap == gap_event("11", 14));
+  CHECK(gap->text() == gap_event("11", 14));
 }
 
 TEST_CASE("a live frame already written makes no gap event, hole or not") {
@@ -311,7 +313,7 @@ TEST_CASE("a held frame after a hole the history did not know gets a gap") {
   auto out = s.on_history(reply_newest({4, 5}, 5, 6));
   CHECK(names(out) == strings{"4", "5", "6", "gap", "9", "10"});
   REQUIRE(out.size() == 6);
-  CHECK(*out[3] == gap_event("6", 9));
+  CHECK(out[3]->text() == gap_event("6", 9));
   CHECK(!s.take_gap());
   CHECK(s.last_written() == 10);
 }
@@ -326,8 +328,9 @@ TEST_CASE("a held frame after a hole found after a gapped history gets its "
   auto out = s.on_history(reply_newest({4, 5}, 5, 6, true, 4));
   CHECK(names(out) == strings{"gap", "4", "5", "6", "gap", "9"});
   REQUIRE(out.size() == 6);
-  CHECK(*out[0] == "event: gap\ndata: {\"requested\":\"1\",\"oldest\":4}\n\n");
-  CHECK(*out[4] == gap_event("6", 9));
+  CHECK(out[0]->text()
+        == "event: gap\ndata: {\"requested\":\"1\",\"oldest\":4}\n\n");
+  CHECK(out[4]->text() == gap_event("6", 9));
 }
 
 TEST_CASE("a held frame after a hole the history's gap covered gets no "
@@ -340,7 +343,8 @@ TEST_CASE("a held frame after a hole the history's gap covered gets no "
   auto out = s.on_history(reply_newest({4, 5}, 5, 9, true, 4));
   CHECK(names(out) == strings{"gap", "4", "5", "6", "9", "10"});
   REQUIRE(out.size() == 6);
-  CHECK(*out[0] == "event: gap\ndata: {\"requested\":\"1\",\"oldest\":4}\n\n");
+  CHECK(out[0]->text()
+        == "event: gap\ndata: {\"requested\":\"1\",\"oldest\":4}\n\n");
   CHECK(s.last_written() == 10);
   CHECK(!s.take_gap());
 }
@@ -413,13 +417,14 @@ TEST_CASE("every interleaving of history and live across a hole writes one "
       CHECK_MESSAGE(names(written) == expected, "upto ", upto, " live_before ",
                     live_before);
       auto gap = std::find_if(written.begin(), written.end(), [](auto& f) {
-        return f->rfind("event: gap", 0) == 0;
+        return f->text().rfind("event: gap", 0) == 0;
       });
       REQUIRE(gap != written.end());
       if (!known)
-        CHECK(**gap == gap_event("5", 8));
+        CHECK((*gap)->text() == gap_event("5", 8));
       else
-        CHECK((*gap)->rfind("event: gap\ndata: {\"requested\":\"2\",", 0) == 0);
+        CHECK((*gap)->text().rfind("event: gap\ndata: {\"requested\":\"2\",", 0)
+              == 0);
       CHECK(s.last_written() == 10);
     }
   }
@@ -465,5 +470,5 @@ TEST_CASE("a latest frame, then a held frame after a known hole, gets a gap "
   auto out = s.on_history(h);
   CHECK(names(out) == strings{"5", "gap", "9"});
   REQUIRE(out.size() == 3);
-  CHECK(*out[1] == gap_event("5", 9));
+  CHECK(out[1]->text() == gap_event("5", 9));
 }

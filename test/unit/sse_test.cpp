@@ -156,7 +156,7 @@ TEST_CASE("the REST form of an update adds its id") {
 TEST_CASE("an update frame is an id line, a data line and a blank line") {
   auto f = encode_update(example);
   REQUIRE(f);
-  CHECK(*f
+  CHECK(f->text()
         == "id: 1795718717123\n"
            "data: {\"timestamp\":\"2026-11-26T18:45:17.123Z\","
            "\"price\":97123.45}\n\n");
@@ -164,41 +164,41 @@ TEST_CASE("an update frame is an id line, a data line and a blank line") {
 
 TEST_CASE("each update frame is parseable JSON after the data prefix") {
   auto f = encode_update(update{42, 1000, 1e21});
-  auto data_at = f->find("data: ");
+  auto data_at = f->text().find("data: ");
   REQUIRE(data_at != std::string::npos);
-  auto line = f->substr(data_at + 6, f->size() - data_at - 8);
+  auto line = f->text().substr(data_at + 6, f->size() - data_at - 8);
   auto j = nlohmann::json::parse(line);
   CHECK(j["timestamp"] == "1970-01-01T00:00:01.000Z");
   CHECK(j["price"].get<double>() == 1e21);
 }
 
 TEST_CASE("a gap event names the resume point and the oldest buffered id") {
-  CHECK(*encode_gap("1795718717123", 1'795'718'722'123)
+  CHECK(encode_gap("1795718717123", 1'795'718'722'123)->text()
         == "event: gap\n"
            "data: {\"requested\":\"1795718717123\",\"oldest\":1795718722123}"
            "\n\n");
   CHECK(
-      *encode_gap("1795718700.5", 7)
+      encode_gap("1795718700.5", 7)->text()
       == "event: gap\ndata: {\"requested\":\"1795718700.5\",\"oldest\":7}\n\n");
 }
 
 TEST_CASE("a gap event with an empty buffer has a null oldest") {
-  CHECK(*encode_gap("42", std::nullopt)
+  CHECK(encode_gap("42", std::nullopt)->text()
         == "event: gap\ndata: {\"requested\":\"42\",\"oldest\":null}\n\n");
-  CHECK(*encode_gap("", std::nullopt)
+  CHECK(encode_gap("", std::nullopt)->text()
         == "event: gap\ndata: {\"requested\":\"\",\"oldest\":null}\n\n");
 }
 
 TEST_CASE("the requested value is escaped and cannot break the frame") {
-  CHECK(*encode_gap("a\"b\\c\nd", 1)
+  CHECK(encode_gap("a\"b\\c\nd", 1)->text()
         == "event: gap\ndata: {\"requested\":\"a\\\"b\\\\c\\nd\",\"oldest\":1}"
            "\n\n");
-  CHECK(*encode_gap("\r\x01", 1)
+  CHECK(encode_gap("\r\x01", 1)->text()
         == "event: gap\ndata: {\"requested\":\"\\r\\u0001\",\"oldest\":1}\n\n");
 }
 
 TEST_CASE("invalid UTF-8 in the requested value is replaced, not thrown") {
-  CHECK(*encode_gap("a\xFF", 1)
+  CHECK(encode_gap("a\xFF", 1)->text()
         == "event: gap\ndata: {\"requested\":\"a\xEF\xBF\xBD\",\"oldest\":1}"
            "\n\n");
 }
@@ -213,6 +213,24 @@ TEST_CASE("the heartbeat is one shared comment frame") {
   auto& a = heartbeat_frame();
   auto& b = heartbeat_frame();
   REQUIRE(a);
-  CHECK(*a == ": hb\n\n");
+  CHECK(a->text() == ": hb\n\n");
   CHECK(a.get() == b.get());
+}
+
+TEST_CASE("a frame is kept as one HTTP/1.1 chunk, its text in the middle") {
+  auto f = make_frame("retry: 3000\n\n");
+  CHECK(f->text() == "retry: 3000\n\n");
+  CHECK(f->size() == 13);
+  CHECK(f->chunk() == "d\r\nretry: 3000\n\n\r\n");
+  std::string big(300, 'x');
+  auto g = make_frame(big);
+  CHECK(g->chunk() == "12c\r\n" + big + "\r\n");
+  CHECK(g->text() == big);
+}
+
+TEST_CASE("an empty frame has no chunk: a zero-size one would end a stream") {
+  auto f = make_frame("");
+  CHECK(f->text().empty());
+  CHECK(f->chunk().empty());
+  CHECK(f->size() == 0);
 }
