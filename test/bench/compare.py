@@ -1358,7 +1358,9 @@ class Bench:
         at io 2 / actor 2, the floor and nchan, interleaved, 3 rounds; the
         medians and the three ratios the issue asks for. Also the floor
         with its writes split over 2 threads: the p99 that no 2-thread
-        server writing once per client beats under this load here."""
+        server writing once per client beats under this load here; and the
+        floor with write(2) instead of send(2), as it was up to run V
+        (docs/performance.md): ~0.35 µs more kernel time per write."""
         n, ev = self.args.clients, self.args.sweep_events
         runs = [("btcstream io 1 actor 1", "btcstream",
                  ("--io-threads", "1", "--actor-threads", "1")),
@@ -1366,6 +1368,7 @@ class Bench:
                  ("--io-threads", "2", "--actor-threads", "2")),
                 ("floor", "floor", ()),
                 ("floor 2 threads", "floor", ("--threads", "2")),
+                ("floor, write(2)", "floor", ("--syscall", "write")),
                 ("nchan", "nchan", ())]
         got = {label: [] for label, _, _ in runs}
         for rnd in range(self.args.rounds):
@@ -1402,6 +1405,12 @@ class Bench:
         print("cores: p99 of the 2-thread floor / nchan %.3f (the bound of "
               "p99_io2_vs_nchan on this machine)" % bound)
         out["p99_floor2_vs_nchan"] = bound
+        out["cpu_io2_vs_floor_write"] = two[cpu] / \
+            med["floor, write(2)"][cpu]
+        out["cpu_io2_vs_floor2"] = two[cpu] / med["floor 2 threads"][cpu]
+        print("cores: CPU io 2/2 / the floor with write(2) %.3f (the floor "
+              "up to run V), / the 2-thread floor %.3f" % (
+                  out["cpu_io2_vs_floor_write"], out["cpu_io2_vs_floor2"]))
         self.results["cores/medians"] = med
         self.results["cores/ratios"] = out
 

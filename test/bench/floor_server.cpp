@@ -7,7 +7,13 @@
 // bounds the latency any T-thread server can reach under that load. Not a
 // product: a client whose socket is full is simply closed.
 //
+// The writes are send(2) by default: on Linux 6.18 a write(2) of the same
+// bytes to a TCP socket costs the kernel ~0.35 µs more (its file layer;
+// send_cost.cpp measures it). `--syscall write` is the floor as it was up
+// to run V of docs/performance.md.
+//
 //   floor_server --port P [--interval-ms 1000] [--threads 1]
+//                [--syscall send|write]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -80,6 +86,8 @@ int listen_on(int port) {
 
 int main(int argc, char** argv) {
   int port = 0, interval_ms = 1000, threads = 1;
+  bool use_send = true;
+  bool usage_ok = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--port"))
       port = std::atoi(argv[i + 1]);
@@ -87,10 +95,17 @@ int main(int argc, char** argv) {
       interval_ms = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads"))
       threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--syscall")
+             && (!std::strcmp(argv[i + 1], "send")
+                 || !std::strcmp(argv[i + 1], "write")))
+      use_send = !std::strcmp(argv[i + 1], "send");
+    else
+      usage_ok = false;
   }
-  if (port <= 0 || interval_ms <= 0 || threads < 1 || threads > 64) {
+  if (!usage_ok || port <= 0 || interval_ms <= 0 || threads < 1
+      || threads > 64) {
     std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS] "
-                         "[--threads 1..64]\n");
+                         "[--threads 1..64] [--syscall send|write]\n");
     return 2;
   }
   rlimit rl{};
@@ -140,7 +155,8 @@ int main(int argc, char** argv) {
     size_t from = n * static_cast<size_t>(t) / k;
     size_t to = n * (static_cast<size_t>(t) + 1) / k;
     for (size_t i = from; i < to; ++i)
-      if (write(targets[i], chunk.data(), chunk.size())
+      if ((use_send ? send(targets[i], chunk.data(), chunk.size(), MSG_NOSIGNAL)
+                    : write(targets[i], chunk.data(), chunk.size()))
           != static_cast<ssize_t>(chunk.size()))
         failed[static_cast<size_t>(t)].push_back(targets[i]);
   };
