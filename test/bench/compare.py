@@ -360,6 +360,10 @@ def merge(results):
         if m.get("server_sys_s") is not None:
             m["server_sys_us_per_event"] = m["server_sys_s"] * 1e6 / max(
                 1, m["events_in_phase"])
+        for k in ("sleeps", "preemptions"):
+            if m.get("server_" + k) is not None:
+                m["server_%s_per_event" % k] = m["server_" + k] / max(
+                    1, m["events_in_phase"])
         opened = m["connect_open_at_end"] or 1
         if m.get("server_rss_kb_connected") and m.get("server_rss_kb_start"):
             m["server_bytes_per_client"] = round(
@@ -1377,7 +1381,8 @@ class Bench:
                                            kind, n, ev, args=args))
         keys = ("server_us_per_event", "server_sys_us_per_event",
                 "latency_ms_p50", "latency_ms_p99", "fanout_ms_p50",
-                "server_bytes_per_client")
+                "server_bytes_per_client", "server_sleeps_per_event",
+                "server_preemptions_per_event")
         med = {}
         for label, rs in got.items():
             med[label] = {k: statistics.median(r[k] for r in rs)
@@ -1408,6 +1413,12 @@ class Bench:
         out["cpu_io2_vs_floor_write"] = two[cpu] / \
             med["floor, write(2)"][cpu]
         out["cpu_io2_vs_floor2"] = two[cpu] / med["floor 2 threads"][cpu]
+        for label, m in med.items():
+            if "server_sleeps_per_event" in m:
+                print("cores: %-22s context switches per delivered event: "
+                      "%.3f sleeping, %.3f preempted" % (
+                          label, m["server_sleeps_per_event"],
+                          m["server_preemptions_per_event"]))
         print("cores: CPU io 2/2 / the floor with write(2) %.3f (the floor "
               "up to run V), / the 2-thread floor %.3f" % (
                   out["cpu_io2_vs_floor_write"], out["cpu_io2_vs_floor2"]))

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -115,13 +116,33 @@ struct id_stat {
 
 /// VmRSS (kB), utime + stime (s) and stime alone (the kernel's share),
 /// summed over processes; a process that cannot be read (gone) counts as 0
-/// and in `missing`.
+/// and in `missing`. With the context switches of all their threads: the
+/// voluntary ones are a thread going to sleep (each one a wake-up later),
+/// the involuntary ones a thread preempted.
 struct proc_sample {
   long rss_kb = 0;
   double cpu_s = 0;
   double sys_s = 0;
+  double cs_voluntary = 0;
+  double cs_involuntary = 0;
   int missing = 0;
 };
+
+/// Adds the context switches of every thread of `pid` to `s` (threads gone
+/// by then are not counted: the servers keep theirs for their lifetime).
+void add_context_switches(long pid, proc_sample& s) {
+  std::error_code ec;
+  auto dir = "/proc/" + std::to_string(pid) + "/task";
+  for (auto& task : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream status(task.path() / "status");
+    for (std::string l; std::getline(status, l);) {
+      if (l.compare(0, 24, "voluntary_ctxt_switches:") == 0)
+        s.cs_voluntary += std::atof(l.c_str() + 24);
+      else if (l.compare(0, 27, "nonvoluntary_ctxt_switches:") == 0)
+        s.cs_involuntary += std::atof(l.c_str() + 27);
+    }
+  }
+}
 
 proc_sample sample_procs(const std::vector<long>& pids) {
   proc_sample s;
@@ -148,6 +169,7 @@ proc_sample sample_procs(const std::vector<long>& pids) {
     s.rss_kb += rss;
     s.cpu_s += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
     s.sys_s += static_cast<double>(st) / sysconf(_SC_CLK_TCK);
+    add_context_switches(pid, s);
   }
   return s;
 }
@@ -908,6 +930,12 @@ void load::report() {
   }
   double srv_cpu = whole[1] && whole[2] ? srv_[2].cpu_s - srv_[1].cpu_s : NAN;
   double srv_sys = whole[1] && whole[2] ? srv_[2].sys_s - srv_[1].sys_s : NAN;
+  double srv_vcs = whole[1] && whole[2]
+                       ? srv_[2].cs_voluntary - srv_[1].cs_voluntary
+                       : NAN;
+  double srv_ics = whole[1] && whole[2]
+                       ? srv_[2].cs_involuntary - srv_[1].cs_involuntary
+                       : NAN;
   double rss_delta = whole[0] && whole[1] ? (rss[1] - rss[0]) * 1024.0 : NAN;
   std::printf("sse_load %s:%s%s  clients %zu  rate %s/s  sources %u from "
               ".%u  events %d",
@@ -987,6 +1015,10 @@ void load::report() {
     {"server", "us_per_event", srv_cpu * 1e6 / events_in_phase_},
     {"server", "sys_s", srv_sys},
     {"server", "sys_us_per_event", srv_sys * 1e6 / events_in_phase_},
+    {"server", "sleeps", srv_vcs},
+    {"server", "sleeps_per_event", srv_vcs / events_in_phase_},
+    {"server", "preemptions", srv_ics},
+    {"server", "preemptions_per_event", srv_ics / events_in_phase_},
     {"server", "pids_missing", pids ? srv_[2].missing : NAN},
   };
   // clang-format on
