@@ -42,10 +42,10 @@ struct sent {
   bool whole = false; ///< all of them: the frame is out
 };
 
-/// Writes a frame's bytes (`wire`) with one non-blocking `send`; `ec` =
-/// would_block when the socket took nothing. A plain system call on the
-/// descriptor: the connection actor's thread calls this too, and must not
-/// touch the Asio socket object.
+/// Writes `bytes` (what a stream writes of a frame: `wire`) with one
+/// non-blocking `send`; `ec` = would_block when the socket took nothing. A
+/// plain system call on the descriptor: the connection actor's thread calls
+/// this too, and must not touch the Asio socket object.
 sent send_bytes(int fd, std::string_view bytes, error_code& ec) {
   for (;;) {
     auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
