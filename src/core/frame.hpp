@@ -11,8 +11,8 @@ namespace btcstream {
 /// They are kept as one HTTP/1.1 chunk (`<hex size>\r\n<text>\r\n`), so a
 /// chunked stream writes a frame from one buffer with one `send`, and a
 /// plain (HTTP/1.0) stream writes the text in its middle. One buffer, not
-/// the chunk's three parts: the kernel charges ~0.2 µs more per write for a
-/// three-part `sendmsg` (test/bench/send_cost.cpp, docs/performance.md).
+/// the chunk's three parts: the kernel charges ~0.35 µs more for a
+/// three-part `sendmsg` than for one `send` (test/bench/send_cost.cpp).
 class frame {
 public:
   /// An empty text gives an empty chunk: no bytes (a zero-size chunk would
