@@ -1394,34 +1394,46 @@ class Bench:
             n, ev, self.args.rounds), list(med.items()))
         one, two = med["btcstream io 1 actor 1"], med["btcstream io 2 actor 2"]
         cpu = "server_us_per_event"
+
+        def ratio(a, b):
+            # A short run can read 0 ticks of CPU: no ratio (null in the
+            # JSON), not a crash.
+            return a / b if b else None
+
+        def shown(v):
+            return "n/a" if v is None else "%.3f" % v
+
         out = {
-            "cpu_io2_vs_io1": two[cpu] / one[cpu],
-            "cpu_io2_vs_floor": two[cpu] / med["floor"][cpu],
-            "p99_io2_vs_nchan": two["latency_ms_p99"] /
-            med["nchan"]["latency_ms_p99"],
+            "cpu_io2_vs_io1": ratio(two[cpu], one[cpu]),
+            "cpu_io2_vs_floor": ratio(two[cpu], med["floor"][cpu]),
+            "p99_io2_vs_nchan": ratio(two["latency_ms_p99"],
+                                      med["nchan"]["latency_ms_p99"]),
         }
-        bound = med["floor 2 threads"]["latency_ms_p99"] / \
-            med["nchan"]["latency_ms_p99"]
+        bound = ratio(med["floor 2 threads"]["latency_ms_p99"],
+                      med["nchan"]["latency_ms_p99"])
         limits = {"cpu_io2_vs_io1": 1.05, "cpu_io2_vs_floor": 1.1,
                   "p99_io2_vs_nchan": 0.5}
         for k, v in out.items():
-            print("cores: %-18s %.3f (target <= %.2f: %s)" % (
-                k, v, limits[k], "met" if v <= limits[k] else "NOT met"))
-        print("cores: p99 of the 2-thread floor / nchan %.3f (the bound of "
-              "p99_io2_vs_nchan on this machine)" % bound)
+            print("cores: %-18s %s (target <= %.2f: %s)" % (
+                k, shown(v), limits[k],
+                "met" if v is not None and v <= limits[k] else "NOT met"))
+        print("cores: p99 of the 2-thread floor / nchan %s (the bound of "
+              "p99_io2_vs_nchan on this machine)" % shown(bound))
         out["p99_floor2_vs_nchan"] = bound
-        out["cpu_io2_vs_floor_write"] = two[cpu] / \
-            med["floor, write(2)"][cpu]
-        out["cpu_io2_vs_floor2"] = two[cpu] / med["floor 2 threads"][cpu]
+        out["cpu_io2_vs_floor_write"] = ratio(two[cpu],
+                                              med["floor, write(2)"][cpu])
+        out["cpu_io2_vs_floor2"] = ratio(two[cpu],
+                                         med["floor 2 threads"][cpu])
         for label, m in med.items():
             if "server_sleeps_per_event" in m:
                 print("cores: %-22s context switches per delivered event: "
                       "%.3f sleeping, %.3f preempted" % (
                           label, m["server_sleeps_per_event"],
                           m["server_preemptions_per_event"]))
-        print("cores: CPU io 2/2 / the floor with write(2) %.3f (the floor "
-              "up to run V), / the 2-thread floor %.3f" % (
-                  out["cpu_io2_vs_floor_write"], out["cpu_io2_vs_floor2"]))
+        print("cores: CPU io 2/2 / the floor with write(2) %s (the floor "
+              "up to run V), / the 2-thread floor %s" % (
+                  shown(out["cpu_io2_vs_floor_write"]),
+                  shown(out["cpu_io2_vs_floor2"])))
         self.results["cores/medians"] = med
         self.results["cores/ratios"] = out
 
