@@ -144,7 +144,11 @@ void add_context_switches(long pid, proc_sample& s) {
   }
 }
 
-proc_sample sample_procs(const std::vector<long>& pids) {
+/// `context_switches`: false for the once-a-second RSS samples, which need
+/// only VmRSS (reading every thread's status there would be load-client
+/// work for nothing).
+proc_sample sample_procs(const std::vector<long>& pids,
+                         bool context_switches = true) {
   proc_sample s;
   for (long pid : pids) {
     long rss = 0;
@@ -169,7 +173,8 @@ proc_sample sample_procs(const std::vector<long>& pids) {
     s.rss_kb += rss;
     s.cpu_s += static_cast<double>(ut + st) / sysconf(_SC_CLK_TCK);
     s.sys_s += static_cast<double>(st) / sysconf(_SC_CLK_TCK);
-    add_context_switches(pid, s);
+    if (context_switches)
+      add_context_switches(pid, s);
   }
   return s;
 }
@@ -392,7 +397,7 @@ private:
     }
     if (!server_pids_.empty() && now >= next_rss_) {
       next_rss_ = now + std::chrono::seconds(1);
-      auto s = sample_procs(server_pids_);
+      auto s = sample_procs(server_pids_, false);
       if (events_phase_)
         rss_max_ = std::max(rss_max_, s.rss_kb);
     }
