@@ -226,8 +226,12 @@ TEST_CASE("an actor with several messages waiting handles them all in its "
     std::string log; // written by the one worker
   };
   auto g = std::make_shared<gate_state>();
+  // Every actor here is spawned lazily: a spawned actor is otherwise queued
+  // at once to initialise, and a launch job still queued when its first
+  // message arrives runs that message in its place. With b's launch behind
+  // a's but ahead of the gate's message, b1 came first (seen under ASan).
   // Holds the only worker until the test has queued everything below.
-  auto gate = s.sys->spawn(
+  auto gate = s.sys->spawn<caf::lazy_init>(
       [](caf::event_based_actor*,
          std::shared_ptr<gate_state> g) -> caf::behavior {
         return {[g](int) {
@@ -248,8 +252,10 @@ TEST_CASE("an actor with several messages waiting handles them all in its "
       caf::anon_send(report, caf::atom("done"));
     }};
   };
-  auto a = s.sys->spawn(recorder, g, std::string{"a"}, caf::actor{self});
-  auto b = s.sys->spawn(recorder, g, std::string{"b"}, caf::actor{self});
+  auto a = s.sys->spawn<caf::lazy_init>(recorder, g, std::string{"a"},
+                                        caf::actor{self});
+  auto b = s.sys->spawn<caf::lazy_init>(recorder, g, std::string{"b"},
+                                        caf::actor{self});
   self->send(gate, 0);
   // a's job, then b's: a has three messages when it is resumed.
   for (int i = 1; i <= 3; ++i)
