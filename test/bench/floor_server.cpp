@@ -12,8 +12,13 @@
 // send_cost.cpp measures it). `--syscall write` is the floor as it was up
 // to run V of docs/performance.md.
 //
+// `--slices rotate` hands each slice to the next thread at every event, so
+// with 2 threads every socket is written from the other core each time:
+// what a server pays when it does not keep a client on one core (as
+// btcstream's shared job queue does not). `fixed` (the default) keeps it.
+//
 //   floor_server --port P [--interval-ms 1000] [--threads 1]
-//                [--syscall send|write]
+//                [--syscall send|write] [--slices fixed|rotate]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -86,7 +91,7 @@ int listen_on(int port) {
 
 int main(int argc, char** argv) {
   int port = 0, interval_ms = 1000, threads = 1;
-  bool use_send = true;
+  bool use_send = true, rotate = false;
   bool usage_ok = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--port"))
@@ -99,13 +104,18 @@ int main(int argc, char** argv) {
              && (!std::strcmp(argv[i + 1], "send")
                  || !std::strcmp(argv[i + 1], "write")))
       use_send = !std::strcmp(argv[i + 1], "send");
+    else if (!std::strcmp(argv[i], "--slices")
+             && (!std::strcmp(argv[i + 1], "fixed")
+                 || !std::strcmp(argv[i + 1], "rotate")))
+      rotate = !std::strcmp(argv[i + 1], "rotate");
     else
       usage_ok = false;
   }
   if (!usage_ok || port <= 0 || interval_ms <= 0 || threads < 1
       || threads > 64) {
     std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS] "
-                         "[--threads 1..64] [--syscall send|write]\n");
+                         "[--threads 1..64] [--syscall send|write] "
+                         "[--slices fixed|rotate]\n");
     return 2;
   }
   rlimit rl{};
@@ -150,8 +160,11 @@ int main(int argc, char** argv) {
   std::string chunk;
   std::vector<int> targets;
   std::vector<std::vector<int>> failed(static_cast<size_t>(threads));
+  size_t event_no = 0; // the slices' turn (--slices rotate)
   auto write_slice = [&](int t) {
     size_t n = targets.size(), k = static_cast<size_t>(threads);
+    if (rotate)
+      t = static_cast<int>((static_cast<size_t>(t) + event_no) % k);
     size_t from = n * static_cast<size_t>(t) / k;
     size_t to = n * (static_cast<size_t>(t) + 1) / k;
     for (size_t i = from; i < to; ++i)
@@ -200,6 +213,7 @@ int main(int argc, char** argv) {
             targets.push_back(c);
         for (auto& f : failed)
           f.clear();
+        ++event_no;
         start.arrive_and_wait(); // the helpers write their slices
         write_slice(0);
         done.arrive_and_wait();
