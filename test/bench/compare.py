@@ -329,7 +329,32 @@ def run_load(work, server, clients, events, processes=1, rate=2000,
     merged = merge(results)
     if probes:
         merged["probe"] = probes[0]
+    # Read as the clients have just closed: a tracked connection stays in
+    # the table for minutes after (TIME_WAIT).
+    merged["conntrack_entries"] = conntrack_entries(
+        ports or [server.port])
     return merged
+
+
+def conntrack_entries(ports):
+    """How many connections to `ports` netfilter tracks, or None without
+    conntrack. It tracks nothing until a rule or a NAT table needs it: here
+    the container suite's podman turns it on (NAT rules) until the next
+    boot, and then every server's kernel time includes it (~3 %,
+    docs/performance.md). Each run has its own ports, so earlier runs'
+    entries do not count."""
+    wanted = {int(p) for p in ports}
+    try:
+        n = 0
+        with open("/proc/net/nf_conntrack") as f:
+            for line in f:
+                at = line.find(" dport=")  # the first: the original direction
+                if at >= 0 and int(line[at + 7:line.index(" ", at + 7)]) \
+                        in wanted:
+                    n += 1
+        return n
+    except (OSError, ValueError):
+        return None
 
 
 def merge(results):
@@ -892,6 +917,10 @@ class Bench:
                                                          srv.port, clients))
             r = run_load(work, srv, clients, events, **load)
             r["server_alive_at_end"] = srv.alive()
+            if r.get("conntrack_entries"):
+                log("compare: %s: connection tracking is on (%d entries): "
+                    "the kernel's share includes it" % (
+                        label, r["conntrack_entries"]))
             if kind == "btcstream":
                 teardown(srv, r)
                 r["metrics_end"] = live_objects(srv.port)
@@ -1430,6 +1459,11 @@ class Bench:
                       "%.3f sleeping, %.3f preempted" % (
                           label, m["server_sleeps_per_event"],
                           m["server_preemptions_per_event"]))
+        tracked = sum(1 for rs in got.values() for r in rs
+                      if r.get("conntrack_entries"))
+        print("cores: connection tracking on in %d of %d runs" % (
+            tracked, sum(len(rs) for rs in got.values())))
+        out["runs_with_conntrack"] = tracked
         print("cores: CPU io 2/2 / the floor with write(2) %s (the floor "
               "up to run V), / the 2-thread floor %s" % (
                   shown(out["cpu_io2_vs_floor_write"]),
