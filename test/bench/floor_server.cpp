@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   size_t event_no = 0; // the slices' turn (--slices rotate)
   auto write_slice = [&](int t) {
     size_t n = targets.size(), k = static_cast<size_t>(threads);
-    if (rotate)
+    if (rotate) // a bijection: failed[t] below is still this thread's alone
       t = static_cast<int>((static_cast<size_t>(t) + event_no) % k);
     size_t from = n * static_cast<size_t>(t) / k;
     size_t to = n * (static_cast<size_t>(t) + 1) / k;
