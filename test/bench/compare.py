@@ -333,6 +333,10 @@ def run_load(work, server, clients, events, processes=1, rate=2000,
     # the table for minutes after (TIME_WAIT).
     merged["conntrack_entries"] = conntrack_entries(
         ports or [server.port])
+    if merged["conntrack_entries"]:
+        log("compare: connection tracking is on (%d of this run's "
+            "connections tracked): the kernel's share includes it" %
+            merged["conntrack_entries"])
     return merged
 
 
@@ -917,10 +921,6 @@ class Bench:
                                                          srv.port, clients))
             r = run_load(work, srv, clients, events, **load)
             r["server_alive_at_end"] = srv.alive()
-            if r.get("conntrack_entries"):
-                log("compare: %s: connection tracking is on (%d entries): "
-                    "the kernel's share includes it" % (
-                        label, r["conntrack_entries"]))
             if kind == "btcstream":
                 teardown(srv, r)
                 r["metrics_end"] = live_objects(srv.port)
