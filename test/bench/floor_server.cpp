@@ -17,8 +17,14 @@
 // what a server pays when it does not keep a client on one core (as
 // btcstream's shared job queue does not). `fixed` (the default) keeps it.
 //
+// `--sndbuf BYTES` and `--user-timeout-ms MS` set SO_SNDBUF and
+// TCP_USER_TIMEOUT on every client, as btcstream does for its slow-consumer
+// handling (sse_session.cpp): what those two options cost the kernel.
+// Neither is set by default.
+//
 //   floor_server --port P [--interval-ms 1000] [--threads 1]
 //                [--syscall send|write] [--slices fixed|rotate]
+//                [--sndbuf BYTES] [--user-timeout-ms MS]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -32,6 +38,8 @@
 #include <barrier>
 #include <chrono>
 #include <csignal>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,6 +79,17 @@ std::string event_chunk(long long id, double price) {
   return std::string(chunk, static_cast<size_t>(m));
 }
 
+/// `text` as a whole decimal int, or false.
+bool parse_int(const char* text, int& out) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < INT_MIN || v > INT_MAX)
+    return false;
+  out = static_cast<int>(v);
+  return true;
+}
+
 int listen_on(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   int one = 1;
@@ -90,16 +109,16 @@ int listen_on(int port) {
 } // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, interval_ms = 1000, threads = 1;
+  int port = 0, interval_ms = 1000, threads = 1, sndbuf = 0, user_timeout = 0;
   bool use_send = true, rotate = false;
-  bool usage_ok = true;
+  bool usage_ok = argc % 2 == 1; // every option has a value
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--port"))
-      port = std::atoi(argv[i + 1]);
+      usage_ok = parse_int(argv[i + 1], port) && usage_ok;
     else if (!std::strcmp(argv[i], "--interval-ms"))
-      interval_ms = std::atoi(argv[i + 1]);
+      usage_ok = parse_int(argv[i + 1], interval_ms) && usage_ok;
     else if (!std::strcmp(argv[i], "--threads"))
-      threads = std::atoi(argv[i + 1]);
+      usage_ok = parse_int(argv[i + 1], threads) && usage_ok;
     else if (!std::strcmp(argv[i], "--syscall")
              && (!std::strcmp(argv[i + 1], "send")
                  || !std::strcmp(argv[i + 1], "write")))
@@ -108,14 +127,19 @@ int main(int argc, char** argv) {
              && (!std::strcmp(argv[i + 1], "fixed")
                  || !std::strcmp(argv[i + 1], "rotate")))
       rotate = !std::strcmp(argv[i + 1], "rotate");
+    else if (!std::strcmp(argv[i], "--sndbuf"))
+      usage_ok = parse_int(argv[i + 1], sndbuf) && usage_ok;
+    else if (!std::strcmp(argv[i], "--user-timeout-ms"))
+      usage_ok = parse_int(argv[i + 1], user_timeout) && usage_ok;
     else
       usage_ok = false;
   }
   if (!usage_ok || port <= 0 || interval_ms <= 0 || threads < 1
-      || threads > 64) {
+      || threads > 64 || sndbuf < 0 || user_timeout < 0) {
     std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS] "
                          "[--threads 1..64] [--syscall send|write] "
-                         "[--slices fixed|rotate]\n");
+                         "[--slices fixed|rotate] [--sndbuf BYTES] "
+                         "[--user-timeout-ms MS]\n");
     return 2;
   }
   rlimit rl{};
@@ -195,6 +219,11 @@ int main(int argc, char** argv) {
         for (int c; (c = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK)) >= 0;) {
           int one = 1;
           setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          if (sndbuf > 0)
+            setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+          if (user_timeout > 0)
+            setsockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                       sizeof user_timeout);
           epoll_event ev{EPOLLIN, {}};
           ev.data.fd = c;
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
