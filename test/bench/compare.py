@@ -1448,6 +1448,21 @@ class Bench:
                 "met" if v is not None and v <= limits[k] else "NOT met"))
         print("cores: p99 of the 2-thread floor / nchan %s (the bound of "
               "p99_io2_vs_nchan on this machine)" % shown(bound))
+        # The same ratios within each round, whose runs are minutes apart:
+        # how far this machine's drift moves them (docs/performance.md).
+        per_round = {k: [] for k in out}
+        for rnd in range(self.args.rounds):
+            at = {label: rs[rnd] for label, rs in got.items()}
+            b1, b2 = (at["btcstream io 1 actor 1"],
+                      at["btcstream io 2 actor 2"])
+            per_round["cpu_io2_vs_io1"].append(ratio(b2[cpu], b1[cpu]))
+            per_round["cpu_io2_vs_floor"].append(
+                ratio(b2[cpu], at["floor"][cpu]))
+            per_round["p99_io2_vs_nchan"].append(
+                ratio(b2["latency_ms_p99"], at["nchan"]["latency_ms_p99"]))
+        for k, vs in per_round.items():
+            print("cores: %-18s per round %s" % (
+                k, " / ".join(shown(v) for v in vs)))
         out["p99_floor2_vs_nchan"] = bound
         out["cpu_io2_vs_floor_write"] = ratio(two[cpu],
                                               med["floor, write(2)"][cpu])
@@ -1468,6 +1483,7 @@ class Bench:
               "up to run V), / the 2-thread floor %s" % (
                   shown(out["cpu_io2_vs_floor_write"]),
                   shown(out["cpu_io2_vs_floor2"])))
+        out["per_round"] = per_round
         self.results["cores/medians"] = med
         self.results["cores/ratios"] = out
 
