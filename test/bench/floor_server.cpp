@@ -36,10 +36,10 @@
 #include <unistd.h>
 
 #include <barrier>
-#include <chrono>
-#include <csignal>
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -134,8 +134,8 @@ int main(int argc, char** argv) {
     else
       usage_ok = false;
   }
-  if (!usage_ok || port <= 0 || interval_ms <= 0 || threads < 1
-      || threads > 64 || sndbuf < 0 || user_timeout < 0) {
+  if (!usage_ok || port <= 0 || interval_ms <= 0 || threads < 1 || threads > 64
+      || sndbuf < 0 || user_timeout < 0) {
     std::fprintf(stderr, "usage: floor_server --port P [--interval-ms MS] "
                          "[--threads 1..64] [--syscall send|write] "
                          "[--slices fixed|rotate] [--sndbuf BYTES] "
