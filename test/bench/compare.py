@@ -919,7 +919,12 @@ class Bench:
             srv = self.server(kind, procs, up, interval, args)
             log("compare: %s: %s on :%d, %d clients" % (label, kind,
                                                          srv.port, clients))
+            pace = getattr(self.args, "pace_ms", 0)
+            if pace:
+                load["extra"] = tuple(load.get("extra", ())) + (
+                    "--pace-ms", str(pace))
             r = run_load(work, srv, clients, events, **load)
+            r["pace_ms"] = pace
             r["server_alive_at_end"] = srv.alive()
             if kind == "btcstream":
                 teardown(srv, r)
@@ -1599,6 +1604,11 @@ def main():
     p.add_argument("--policies", default="sharing,stealing")
     p.add_argument("--rounds", type=int, default=3,
                    help="cores: rounds of the four runs (medians)")
+    p.add_argument("--pace-ms", type=float, default=0,
+                   help="sse_load --pace-ms for the one-server scenarios "
+                   "(fanout, stalled, burst, sweep, cores): the load "
+                   "client polls every MS instead of waiting for the "
+                   "server's writes, which then never pay for waking it")
     p.add_argument("--btcstream", default=os.path.join(ROOT,
                                                        "build/btcstream"))
     p.add_argument("--btcstream-args", default="",

@@ -28,6 +28,7 @@
 #include <queue>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -186,6 +187,15 @@ double own_cpu_s() {
     return t.tv_sec + t.tv_usec / 1e6;
   };
   return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+/// Times this process went to sleep (each one a wake-up by a server's write
+/// or a timer): with a fast server the client keeps up and sleeps often,
+/// and then each write to a sleeping client costs that server a wake-up.
+double own_sleeps() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_nvcsw);
 }
 
 double secs(steady::duration d) {
@@ -428,6 +438,7 @@ private:
     events_phase_ = true; // sample before any event of the new phase
     t_[1] = now;
     cpu_[1] = own_cpu_s();
+    sleeps_[1] = own_sleeps();
     srv_[1] = sample_procs(server_pids_);
     rss_max_ = srv_[1].rss_kb;
     open_at_connected_ = alive_ + stalled_;
@@ -775,9 +786,10 @@ private:
     finished_ = true;
     t_[2] = steady::now();
     cpu_[2] = own_cpu_s();
+    sleeps_[2] = own_sleeps();
     srv_[2] = sample_procs(server_pids_);
     if (!events_phase_)
-      t_[1] = t_[2], cpu_[1] = cpu_[2];
+      t_[1] = t_[2], cpu_[1] = cpu_[2], sleeps_[1] = sleeps_[2];
     else
       rss_max_ = std::max(rss_max_, srv_[2].rss_kb);
     start_timer_.cancel();
@@ -875,6 +887,7 @@ private:
   // Index 0: start, 1: all clients connected, 2: end.
   steady::time_point t_[3];
   double cpu_[3] = {};
+  double sleeps_[3] = {}; // 1 and 2 only: the event phase
   proc_sample srv_[3];
 };
 
@@ -1008,6 +1021,7 @@ void load::report() {
     {"client", "cpu_pct", cpu_pct}, {"client", "event_cpu_pct", ev_cpu_pct},
     {"client", "wall_s", wall},
     {"client", "us_per_event", (cpu_[2] - cpu_[1]) * 1e6 / events_in_phase_},
+    {"client", "sleeps_per_event", (sleeps_[2] - sleeps_[1]) / events_in_phase_},
     {"server", "rss_kb_start", rss[0]},
     {"server", "rss_kb_connected", rss[1]},
     {"server", "rss_kb_max", rss_max_ > 0 ? rss_max_ : NAN},
@@ -1062,7 +1076,8 @@ int main(int argc, char** argv) {
          {"source-base", "1"},  {"duration", "60"},        {"events", "10"},
          {"server-pid", "0"},   {"connect-timeout", "10"}, {"stall", "0"},
          {"reconnect", "0"},    {"last-event-id", "1"},    {"churn", "0"},
-         {"churn-for", "inf"},  {"ready-file", ""},        {"start-at", "0"}};
+         {"churn-for", "inf"},  {"ready-file", ""},        {"start-at", "0"},
+         {"pace-ms", "0"}};
   for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
     if (i + 1 == argc || a.compare(0, 2, "--") || !opt.count(a.substr(2))) {
@@ -1073,7 +1088,7 @@ int main(int argc, char** argv) {
           "[--duration S] [--events E] [--server-pid P[,P...]] "
           "[--connect-timeout S] [--stall F] [--reconnect 0|1] "
           "[--last-event-id 0|1] [--churn R] [--churn-for S] "
-          "[--ready-file PATH] [--start-at UNIX_MS]\n");
+          "[--ready-file PATH] [--start-at UNIX_MS] [--pace-ms MS]\n");
       return 2;
     }
     opt[a.substr(2)] = argv[i + 1];
@@ -1092,10 +1107,11 @@ int main(int argc, char** argv) {
                                   "clients >= 1, rate > 0, events >= 1");
     if (!(number(opt, "stall") >= 0 && number(opt, "stall") <= 1)
         || !(number(opt, "churn") >= 0) || !(number(opt, "churn-for") > 0)
-        || !flag("reconnect") || !flag("last-event-id"))
+        || !flag("reconnect") || !flag("last-event-id")
+        || !(number(opt, "pace-ms") >= 0 && number(opt, "pace-ms") <= 1000))
       throw std::invalid_argument("need stall in 0..1, churn >= 0, "
                                   "churn-for > 0, reconnect and "
-                                  "last-event-id 0 or 1");
+                                  "last-event-id 0 or 1, pace-ms in 0..1000");
     if (path.empty() || path[0] != '/'
         || std::any_of(path.begin(), path.end(), [](char ch) {
              return static_cast<unsigned char>(ch) <= ' ';
@@ -1115,7 +1131,21 @@ int main(int argc, char** argv) {
     asio::io_context io(1);
     load l(io, opt);
     l.start();
-    io.run();
+    // --pace-ms: the client never waits in epoll for the server. It takes
+    // what is ready, then sleeps that long on a timer, so that a server's
+    // write never has to wake it: on loopback that wake-up is the sender's
+    // kernel work, charged to the server, and how often it happens depends
+    // on whether the client keeps up (docs/performance.md). Receipt times
+    // are late by up to that long.
+    auto pace
+        = std::chrono::duration<double, std::milli>(number(opt, "pace-ms"));
+    if (pace.count() > 0)
+      while (!io.stopped()) {
+        io.poll();
+        std::this_thread::sleep_for(pace);
+      }
+    else
+      io.run();
     l.report();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sse_load: %s\n", e.what());
