@@ -1416,7 +1416,7 @@ class Bench:
         keys = ("server_us_per_event", "server_sys_us_per_event",
                 "latency_ms_p50", "latency_ms_p99", "fanout_ms_p50",
                 "server_bytes_per_client", "server_sleeps_per_event",
-                "server_preemptions_per_event")
+                "server_preemptions_per_event", "client_sleeps_per_event")
         med = {}
         for label, rs in got.items():
             med[label] = {k: statistics.median(r[k] for r in rs)
@@ -1424,8 +1424,11 @@ class Bench:
             for k in ("events_missing", "order_duplicates",
                       "order_out_of_order", "errors_dropped"):
                 med[label][k] = sum(r.get(k, 0) for r in rs)
-        table("cores: %d clients, 1 update/s, %d updates, median of %d" % (
-            n, ev, self.args.rounds), list(med.items()))
+        pace = self.args.pace_ms
+        table("cores: %d clients, 1 update/s, %d updates, median of %d%s" % (
+            n, ev, self.args.rounds,
+            ", the load client paced every %g ms" % pace if pace else ""),
+            list(med.items()))
         one, two = med["btcstream io 1 actor 1"], med["btcstream io 2 actor 2"]
         cpu = "server_us_per_event"
 
@@ -1476,9 +1479,11 @@ class Bench:
         for label, m in med.items():
             if "server_sleeps_per_event" in m:
                 print("cores: %-22s context switches per delivered event: "
-                      "%.3f sleeping, %.3f preempted" % (
+                      "%.3f sleeping, %.3f preempted; the load client "
+                      "slept %s" % (
                           label, m["server_sleeps_per_event"],
-                          m["server_preemptions_per_event"]))
+                          m["server_preemptions_per_event"],
+                          shown(m.get("client_sleeps_per_event"))))
         tracked = sum(1 for rs in got.values() for r in rs
                       if r.get("conntrack_entries"))
         print("cores: connection tracking on in %d of %d runs" % (
