@@ -189,9 +189,10 @@ double own_cpu_s() {
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
-/// Times this process went to sleep (each one a wake-up by a server's write
-/// or a timer): with a fast server the client keeps up and sleeps often,
-/// and then each write to a sleeping client costs that server a wake-up.
+/// Times this process went to sleep, each one a later wake-up: unpaced, by
+/// a server's write, which pays for it. A client that keeps up with the
+/// server sleeps often (a 1-thread server here), one that falls behind
+/// rarely (a 2-thread one).
 double own_sleeps() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
