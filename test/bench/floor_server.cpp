@@ -1,5 +1,5 @@
 // floor_server: the least a server can do to fan one SSE event out over
-// TCP — epoll, one write(2) per client per event, nothing else (no queue, no
+// TCP — epoll, one send(2) per client per event, nothing else (no queue, no
 // timers per client, no actors). compare.py runs it under the same load as
 // btcstream and nginx + nchan: its CPU per delivered event is the kernel's
 // share that no server avoids on this machine. With --threads T the writes
