@@ -919,7 +919,7 @@ class Bench:
             srv = self.server(kind, procs, up, interval, args)
             log("compare: %s: %s on :%d, %d clients" % (label, kind,
                                                          srv.port, clients))
-            pace = getattr(self.args, "pace_ms", 0)
+            pace = self.args.pace_ms
             if pace:
                 load["extra"] = tuple(load.get("extra", ())) + (
                     "--pace-ms", str(pace))
@@ -1429,7 +1429,7 @@ class Bench:
             n, ev, self.args.rounds,
             ", the load client paced every %g ms" % pace if pace else ""),
             list(med.items()))
-        one, two = med["btcstream io 1 actor 1"], med["btcstream io 2 actor 2"]
+        two = med["btcstream io 2 actor 2"]
         cpu = "server_us_per_event"
 
         def ratio(a, b):
@@ -1440,12 +1440,18 @@ class Bench:
         def shown(v):
             return "n/a" if v is None else "%.3f" % v
 
-        out = {
-            "cpu_io2_vs_io1": ratio(two[cpu], one[cpu]),
-            "cpu_io2_vs_floor": ratio(two[cpu], med["floor"][cpu]),
-            "p99_io2_vs_nchan": ratio(two["latency_ms_p99"],
-                                      med["nchan"]["latency_ms_p99"]),
-        }
+        def targets(at):
+            # The three ratios, from one result per label.
+            b1, b2 = (at["btcstream io 1 actor 1"],
+                      at["btcstream io 2 actor 2"])
+            return {
+                "cpu_io2_vs_io1": ratio(b2[cpu], b1[cpu]),
+                "cpu_io2_vs_floor": ratio(b2[cpu], at["floor"][cpu]),
+                "p99_io2_vs_nchan": ratio(b2["latency_ms_p99"],
+                                          at["nchan"]["latency_ms_p99"]),
+            }
+
+        out = targets(med)
         bound = ratio(med["floor 2 threads"]["latency_ms_p99"],
                       med["nchan"]["latency_ms_p99"])
         limits = {"cpu_io2_vs_io1": 1.05, "cpu_io2_vs_floor": 1.1,
@@ -1458,16 +1464,9 @@ class Bench:
               "p99_io2_vs_nchan on this machine)" % shown(bound))
         # The same ratios within each round, whose runs are minutes apart:
         # how far this machine's drift moves them (docs/performance.md).
-        per_round = {k: [] for k in out}
-        for rnd in range(self.args.rounds):
-            at = {label: rs[rnd] for label, rs in got.items()}
-            b1, b2 = (at["btcstream io 1 actor 1"],
-                      at["btcstream io 2 actor 2"])
-            per_round["cpu_io2_vs_io1"].append(ratio(b2[cpu], b1[cpu]))
-            per_round["cpu_io2_vs_floor"].append(
-                ratio(b2[cpu], at["floor"][cpu]))
-            per_round["p99_io2_vs_nchan"].append(
-                ratio(b2["latency_ms_p99"], at["nchan"]["latency_ms_p99"]))
+        rounds = [targets({label: rs[rnd] for label, rs in got.items()})
+                  for rnd in range(self.args.rounds)]
+        per_round = {k: [r[k] for r in rounds] for k in out}
         for k, vs in per_round.items():
             print("cores: %-18s per round %s" % (
                 k, " / ".join(shown(v) for v in vs)))
