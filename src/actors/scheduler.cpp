@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -25,15 +26,22 @@ namespace {
 
 class coordinator;
 
-/// Jobs a worker collects before it hands them to the shared queue.
+/// Jobs a worker collects before it moves them to its queue.
 constexpr size_t batch_size = 64;
 
-/// Jobs a worker takes from the shared queue at once (at most its share of
-/// what is queued, so the other workers are not left idle).
+/// Jobs a worker takes from a queue at once (at most its share of what is
+/// queued, so the other workers are not left idle).
 constexpr size_t take_size = 8;
 
-/// One worker thread: runs jobs from the shared queue; the jobs its running
-/// actor schedules go into its batch first.
+/// Takes from its own queue between two looks at the shared one, so that
+/// jobs from threads that are not workers wait for at most that many.
+constexpr unsigned shared_every = 8;
+
+/// One worker thread. The jobs its running actors schedule go to its own
+/// queue (through its batch), and it runs its own queue first: a job that
+/// one of its actors scheduled stays on its core, with the lines that
+/// actor wrote (the mailbox element, the receiver's inbox). Another worker
+/// takes jobs from that queue only when it has nothing else to do.
 class worker final : public caf::execution_unit {
 public:
   worker(caf::actor_system& sys, coordinator& parent)
@@ -41,23 +49,44 @@ public:
     batch_.reserve(batch_size);
   }
 
-  /// CAF calls this with the execution unit of the actor that sends, i.e.
-  /// from this worker's own thread; any other thread goes straight to the
-  /// shared queue.
+  /// From this worker's own thread (CAF passes the sending actor's unit):
+  /// into the batch. From any other thread (a sender that chose this
+  /// worker, run_on): straight into this worker's queue, waking it.
   void exec_later(caf::resumable* job) override;
 
   void start();
   void join() { thread_.join(); }
 
+  /// Moves up to `max` jobs from the front of this worker's queue into
+  /// `out`, but no more than a `share_of`-th of what is there (rounded
+  /// up), and none from `keep` on. False if it took none.
+  bool take(std::vector<caf::resumable*>& out, size_t max, size_t share_of,
+            const caf::resumable* keep = nullptr);
+  /// Appends to this worker's queue; the caller wakes it if need be.
+  /// Returns the queue's length after.
+  size_t append(caf::resumable* const* jobs, size_t n);
+  /// Jobs in this worker's queue that another worker may take.
+  size_t queued(const caf::resumable* keep);
+  /// Moves everything out of the queue and the batch (at shutdown).
+  void drain(std::vector<caf::resumable*>& out);
+
+  /// Guarded by the coordinator's sleep lock.
+  bool sleeping = false;
+  std::condition_variable wake;
+
 private:
   void run();
   void flush();
+  bool next(std::vector<caf::resumable*>& out);
   /// Runs one job; false when it tells this worker to stop.
   bool run_one(caf::resumable* job);
 
   coordinator& parent_;
+  std::mutex mtx_;
+  std::deque<caf::resumable*> queue_; // guarded by mtx_
   std::vector<caf::resumable*> batch_;
   std::vector<caf::resumable*> taken_;
+  unsigned takes_ = 0;
   std::thread thread_;
 };
 
@@ -88,7 +117,7 @@ public:
   resume_result resume(caf::execution_unit*, size_t) override {
     return shutdown_execution_unit;
   }
-  // Lives as long as the coordinator's stop(): not reference counted.
+  // Lives as long as the coordinator: not reference counted.
   void intrusive_ptr_add_ref_impl() override {}
   void intrusive_ptr_release_impl() override {}
 };
@@ -101,41 +130,35 @@ class coordinator final : public caf::scheduler::abstract_coordinator {
 public:
   explicit coordinator(caf::actor_system& sys) : abstract_coordinator(sys) {}
 
-  void enqueue(caf::resumable* job) override { push(&job, 1); }
+  /// From a thread that is not a worker (I/O, clock): the shared queue.
+  void enqueue(caf::resumable* job) override {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      shared_.push_back(job);
+    }
+    wake_any();
+  }
 
   caf::detail::thread_safe_actor_clock& clock() noexcept override {
     return clock_;
   }
 
-  /// Appends jobs to the shared queue and wakes as many sleeping workers.
-  void push(caf::resumable* const* jobs, size_t n) {
-    size_t wake = 0;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      queue_.insert(queue_.end(), jobs, jobs + n);
-      wake = std::min(n, sleeping_);
-    }
-    if (wake == 1)
-      cv_.notify_one();
-    else if (wake > 1)
-      cv_.notify_all();
+  worker* at(size_t i) {
+    return i < workers_.size() ? workers_[i].get() : nullptr;
   }
 
-  /// Moves the next jobs into `out` (empty): up to `max`, and no more than
-  /// an even share among the workers of what is queued. Sleeps while there
-  /// is none.
-  void pop(std::vector<caf::resumable*>& out, size_t max) {
-    std::unique_lock<std::mutex> guard{mtx_};
-    while (queue_.empty()) {
-      ++sleeping_;
-      cv_.wait(guard);
-      --sleeping_;
-    }
-    auto share = (queue_.size() + num_workers() - 1) / num_workers();
-    auto n = std::min(max, share);
-    out.assign(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
-  }
+  /// The next jobs for worker `self`, into `out` (empty): from its own
+  /// queue, else from the shared one, else half of the longest other
+  /// queue's. Sleeps while there are none.
+  void next(worker& self, std::vector<caf::resumable*>& out, bool shared_first);
+
+  /// After the caller put work into `w`'s queue: wakes `w` if it sleeps,
+  /// else another sleeping worker, if any, which may take it while `w` is
+  /// busy.
+  void wake(worker& w) { wake_first(&w); }
+
+  /// Wakes one sleeping worker, if any: there is work it may take.
+  void wake_any() { wake_first(nullptr); }
 
 protected:
   void start() override {
@@ -155,37 +178,122 @@ protected:
   // As CAF's coordinator: workers first, then the utility actors, then the
   // jobs nobody will run, then the clock.
   void stop() override {
-    stop_token token;
-    std::vector<caf::resumable*> tokens(workers_.size(), &token);
-    push(tokens.data(), tokens.size());
+    caf::resumable* token = &token_;
+    for (auto& w : workers_) {
+      w->append(&token, 1);
+      wake(*w);
+    }
     for (auto& w : workers_)
       w->join();
     stop_actors();
-    std::deque<caf::resumable*> left;
+    std::vector<caf::resumable*> left;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      left.swap(queue_);
+      left.assign(shared_.begin(), shared_.end());
+      shared_.clear();
     }
+    for (auto& w : workers_)
+      w->drain(left);
     for (auto* job : left)
-      if (job != &token)
+      if (job != token)
         cleanup_and_release(job);
     clock_.cancel_dispatch_loop();
     timer_.join();
   }
 
 private:
+  bool take_shared(std::vector<caf::resumable*>& out) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return take_shared_locked(out);
+  }
+
+  bool take_shared_locked(std::vector<caf::resumable*>& out) {
+    if (shared_.empty())
+      return false;
+    auto share = (shared_.size() + num_workers() - 1) / num_workers();
+    auto n = static_cast<ptrdiff_t>(std::min(take_size, share));
+    out.assign(shared_.begin(), shared_.begin() + n);
+    shared_.erase(shared_.begin(), shared_.begin() + n);
+    return true;
+  }
+
+  /// Half (rounded up, up to a batch) of the longest other queue, never
+  /// a stop token: the thief would stop in its owner's place.
+  bool steal(worker& self, std::vector<caf::resumable*>& out) {
+    worker* victim = nullptr;
+    size_t most = 0;
+    for (auto& w : workers_)
+      if (w.get() != &self) {
+        auto n = w->queued(&token_);
+        if (n > most) {
+          most = n;
+          victim = w.get();
+        }
+      }
+    return victim && victim->take(out, std::min(most, batch_size), 2, &token_);
+  }
+
+  /// Wakes `first` if it sleeps, else the first sleeping worker.
+  void wake_first(worker* first) {
+    if (sleepers_.load() == 0)
+      return;
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!first || !first->sleeping)
+      for (auto& w : workers_)
+        if (w->sleeping) {
+          first = w.get();
+          break;
+        }
+    if (first && first->sleeping) {
+      first->sleeping = false;
+      first->wake.notify_one();
+    }
+  }
+
+  stop_token token_;
+  // Guards the shared queue and every worker's `sleeping`; a worker waits
+  // on its own condition variable with it.
   std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<caf::resumable*> queue_; // guarded by mtx_
-  size_t sleeping_ = 0;               // guarded by mtx_
+  std::deque<caf::resumable*> shared_; // guarded by mtx_
+  std::atomic<size_t> sleepers_{0};
   std::vector<std::unique_ptr<worker>> workers_;
   caf::detail::thread_safe_actor_clock clock_;
   std::thread timer_;
 };
 
+void coordinator::next(worker& self, std::vector<caf::resumable*>& out,
+                       bool shared_first) {
+  for (;;) {
+    if (shared_first && take_shared(out))
+      return;
+    if (self.take(out, take_size, num_workers()) || take_shared(out)
+        || steal(self, out))
+      return;
+    // Nothing anywhere: sleep. Counted as a sleeper before it looks again,
+    // under the locks of the queues it looks at, so that whoever appends
+    // to them after that look sees it asleep and wakes it (wake).
+    std::unique_lock<std::mutex> guard{mtx_};
+    self.sleeping = true;
+    ++sleepers_;
+    bool work = !shared_.empty() || self.queued(nullptr) > 0;
+    for (auto& w : workers_)
+      work = work || (w.get() != &self && w->queued(&token_) > 0);
+    if (!work)
+      self.wake.wait(guard, [&] {
+        return !self.sleeping;
+      });
+    self.sleeping = false;
+    --sleepers_;
+    shared_first = take_shared_locked(out);
+    if (shared_first)
+      return;
+  }
+}
+
 void worker::exec_later(caf::resumable* job) {
   if (current_worker != this) {
-    parent_.push(&job, 1);
+    append(&job, 1);
+    parent_.wake(*this);
     return;
   }
   batch_.push_back(job);
@@ -196,7 +304,42 @@ void worker::exec_later(caf::resumable* job) {
 void worker::flush() {
   if (batch_.empty())
     return;
-  parent_.push(batch_.data(), batch_.size());
+  auto queued = append(batch_.data(), batch_.size());
+  batch_.clear();
+  // More than this worker takes at once: another may help.
+  if (queued > 1)
+    parent_.wake_any();
+}
+
+size_t worker::append(caf::resumable* const* jobs, size_t n) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  queue_.insert(queue_.end(), jobs, jobs + n);
+  return queue_.size();
+}
+
+size_t worker::queued(const caf::resumable* keep) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto n = queue_.size();
+  return n > 0 && queue_.back() == keep ? n - 1 : n;
+}
+
+bool worker::take(std::vector<caf::resumable*>& out, size_t max,
+                  size_t share_of, const caf::resumable* keep) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto n = std::min(max, (queue_.size() + share_of - 1) / share_of);
+  out.clear();
+  for (auto i = queue_.begin(); out.size() < n && *i != keep; ++i)
+    out.push_back(*i);
+  queue_.erase(queue_.begin(),
+               queue_.begin() + static_cast<ptrdiff_t>(out.size()));
+  return !out.empty();
+}
+
+void worker::drain(std::vector<caf::resumable*>& out) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  out.insert(out.end(), queue_.begin(), queue_.end());
+  queue_.clear();
+  out.insert(out.end(), batch_.begin(), batch_.end());
   batch_.clear();
 }
 
@@ -212,17 +355,18 @@ void worker::start() {
 void worker::run() {
   current_worker = this;
   batch_handed_counts();
-  taken_.reserve(take_size);
+  taken_.reserve(batch_size);
   for (;;) {
     // Before it may wait: a fan-out is timed when its last count arrives.
     publish_handed_counts();
-    parent_.pop(taken_, take_size);
+    parent_.next(*this, taken_, ++takes_ % shared_every == 0);
     for (size_t i = 0; i < taken_.size(); ++i) {
       if (i + 1 < taken_.size())
         prefetch_actor(taken_[i + 1]);
       if (!run_one(taken_[i])) {
-        // The rest go back for the other workers (or the final cleanup).
-        parent_.push(taken_.data() + i + 1, taken_.size() - i - 1);
+        // The rest go back, for another worker or the final cleanup.
+        append(taken_.data() + i + 1, taken_.size() - i - 1);
+        flush();
         publish_handed_counts();
         current_worker = nullptr;
         return;
@@ -245,8 +389,8 @@ bool worker::run_one(caf::resumable* job) {
   flush();
   switch (result) {
   case caf::resumable::resume_later:
-    // Keeps its reference: back to the end of the queue.
-    parent_.push(&job, 1);
+    // Keeps its reference: back to the end of this worker's queue.
+    append(&job, 1);
     break;
   case caf::resumable::done:
   case caf::resumable::awaiting_message:
@@ -259,6 +403,11 @@ bool worker::run_one(caf::resumable* job) {
 }
 
 } // namespace
+
+caf::execution_unit* scheduler_worker(caf::actor_system& sys, size_t i) {
+  auto* c = dynamic_cast<coordinator*>(&sys.scheduler());
+  return c ? c->at(i) : nullptr;
+}
 
 void use_sharing_scheduler(caf::actor_system_config& cfg) {
   cfg.module_factories.push_back(

@@ -2,9 +2,10 @@
 // coordinator): every message is handled once, fan-outs larger than a batch
 // arrive whole, messages from foreign threads and delayed messages arrive,
 // a fan-out's counts kept on a worker reach its probe, an actor with several
-// messages handles them in one turn, and a system with work still queued
-// shuts down cleanly. Waits are bounded receives, never sleeps; TSan runs
-// this file (scripts/tsan).
+// messages handles them in one turn, a job put on a busy worker is run by
+// an idle one, and a system with work still queued shuts down cleanly.
+// Waits are bounded receives, never sleeps; TSan runs this file
+// (scripts/tsan).
 
 #include "actors/scheduler.hpp"
 #include "core/metrics.hpp"
@@ -132,8 +133,12 @@ TEST_CASE("a worker takes no more than its share of the queued jobs") {
   caf::scoped_actor self{*s.sys};
   auto meeting = std::make_shared<rendezvous>();
   std::vector<caf::actor> pair;
+  // Spawned lazily: an actor's launch job, queued at spawn, runs the first
+  // message in the actor's place if it is still queued when that message
+  // arrives; a worker that took both launch jobs from the shared queue
+  // would then hold the second while the first waits (1 in ~30 runs).
   for (int i = 0; i < 2; ++i)
-    pair.push_back(s.sys->spawn(
+    pair.push_back(s.sys->spawn<caf::lazy_init>(
         [meeting](caf::event_based_actor*, caf::actor report) -> caf::behavior {
           return {[meeting, report](int) {
             caf::anon_send(report, meeting->meet());
@@ -209,6 +214,81 @@ TEST_CASE("a fan-out's counts, kept on a worker, reach its probe before the "
   self->send_exit(check, caf::exit_reason::user_shutdown);
   for (auto& t : targets)
     self->send_exit(t, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("an actor enqueued on a busy worker is run by an idle one, and "
+          "scheduler_worker names the workers") {
+  system_with_scheduler s{2};
+  auto* w0 = scheduler_worker(*s.sys, 0);
+  auto* w1 = scheduler_worker(*s.sys, 1);
+  CHECK(w0 != nullptr);
+  CHECK(w1 != nullptr);
+  CHECK(w0 != w1);
+  CHECK(scheduler_worker(*s.sys, 2) == nullptr);
+  caf::scoped_actor self{*s.sys};
+  struct gate_state {
+    std::mutex mtx;
+    std::condition_variable cv;
+    bool open = false;
+    caf::execution_unit* held = nullptr; // the worker the gate holds
+  };
+  auto g = std::make_shared<gate_state>();
+  // Reports the worker it runs on (CAF passes it as the actor's context).
+  auto where
+      = [](caf::event_based_actor* a, caf::actor report) -> caf::behavior {
+    return {[a, report](int) {
+      caf::anon_send(report, reinterpret_cast<uintptr_t>(a->context()));
+    }};
+  };
+  auto gate = s.sys->spawn<caf::lazy_init>(
+      [](caf::event_based_actor* a,
+         std::shared_ptr<gate_state> g) -> caf::behavior {
+        return {[a, g](int) {
+          std::unique_lock<std::mutex> guard{g->mtx};
+          g->held = a->context();
+          g->cv.notify_all();
+          g->cv.wait_for(guard, 10s, [&] {
+            return g->open;
+          });
+        }};
+      },
+      g);
+  auto enqueue_on = [](const caf::actor& to, caf::execution_unit* unit) {
+    caf::actor_cast<caf::abstract_actor*>(to)->enqueue(
+        caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, 0),
+        unit);
+  };
+  enqueue_on(gate, w0);
+  caf::execution_unit* held = nullptr;
+  {
+    std::unique_lock<std::mutex> guard{g->mtx};
+    g->cv.wait_for(guard, 10s, [&] {
+      return g->held != nullptr;
+    });
+    held = g->held;
+  }
+  REQUIRE((held == w0 || held == w1));
+  auto idle = held == w0 ? w1 : w0;
+  // Put on the worker that the gate holds: the other one must run it.
+  auto r = s.sys->spawn<caf::lazy_init>(where, caf::actor{self});
+  enqueue_on(r, held);
+  uintptr_t ran_on = 0;
+  self->receive(
+      [&](uintptr_t unit) {
+        ran_on = unit;
+      },
+      caf::after(10s) >>
+          [] {
+            FAIL("a job on a busy worker waited with another worker idle");
+          });
+  CHECK_EQ(ran_on, reinterpret_cast<uintptr_t>(idle));
+  {
+    std::lock_guard<std::mutex> guard{g->mtx};
+    g->open = true;
+  }
+  g->cv.notify_all();
+  for (auto& x : {gate, r})
+    self->send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("an actor with several messages waiting handles them all in its "
