@@ -109,7 +109,9 @@ update make_update(int64_t offset_ms, double price) {
 
 core_fixture::core_fixture(size_t capacity, caf::timespan lag_wait) {
   using namespace std::chrono_literals;
-  b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
+  // Two shards, as the service's default: a connection's updates come
+  // from its shard.
+  b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats, 2));
   buf = stop_at_end(
       sys->spawn(buffer, capacity, 1h, b, clock, stats, lag_wait));
   run();

@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
 
   auto stats = std::make_shared<metrics>();
   auto clock = std::make_shared<system_wall_clock>();
-  auto b = sys.spawn(broadcaster, caf::timespan{std::chrono::hours{1}}, stats);
+  auto b = sys.spawn(broadcaster, caf::timespan{std::chrono::hours{1}}, stats,
+                     arg(argc, argv, "--shards", threads));
   auto buf = sys.spawn(buffer, size_t{1000}, std::chrono::milliseconds{3600000},
                        b, clock, stats, caf::timespan::zero());
 
