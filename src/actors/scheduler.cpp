@@ -37,6 +37,10 @@ constexpr size_t take_size = 8;
 /// jobs from threads that are not workers wait for at most that many.
 constexpr unsigned shared_every = 8;
 
+/// Takes from its own queue between two hand-overs of a worker's count of
+/// deliveries to the fan-out's probe (fanout_probe::handed).
+constexpr unsigned publish_every = 32;
+
 /// One worker thread. The jobs its running actors schedule go to its own
 /// queue (through its batch), and it runs its own queue first: a job that
 /// one of its actors scheduled stays on its core, with the lines that
@@ -135,6 +139,7 @@ public:
     {
       std::lock_guard<std::mutex> guard{mtx_};
       shared_.push_back(job);
+      shared_size_.store(shared_.size(), std::memory_order_relaxed);
     }
     wake_any();
   }
@@ -191,6 +196,7 @@ protected:
       std::lock_guard<std::mutex> guard{mtx_};
       left.assign(shared_.begin(), shared_.end());
       shared_.clear();
+      shared_size_.store(0, std::memory_order_relaxed);
     }
     for (auto& w : workers_)
       w->drain(left);
@@ -203,6 +209,10 @@ protected:
 
 private:
   bool take_shared(std::vector<caf::resumable*>& out) {
+    // Looked at without the lock, which every worker would otherwise write
+    // at every look; one that misses a job here finds it before it sleeps.
+    if (shared_size_.load(std::memory_order_relaxed) == 0)
+      return false;
     std::lock_guard<std::mutex> guard{mtx_};
     return take_shared_locked(out);
   }
@@ -214,6 +224,7 @@ private:
     auto n = static_cast<ptrdiff_t>(std::min(take_size, share));
     out.assign(shared_.begin(), shared_.begin() + n);
     shared_.erase(shared_.begin(), shared_.begin() + n);
+    shared_size_.store(shared_.size(), std::memory_order_relaxed);
     return true;
   }
 
@@ -255,7 +266,10 @@ private:
   // on its own condition variable with it.
   std::mutex mtx_;
   std::deque<caf::resumable*> shared_; // guarded by mtx_
-  std::atomic<size_t> sleepers_{0};
+  // Read at every take and flush, written rarely: on lines of their own,
+  // apart from the lock.
+  alignas(64) std::atomic<size_t> shared_size_{0}; // written under mtx_
+  alignas(64) std::atomic<size_t> sleepers_{0};
   std::vector<std::unique_ptr<worker>> workers_;
   caf::detail::thread_safe_actor_clock clock_;
   std::thread timer_;
@@ -266,8 +280,10 @@ void coordinator::next(worker& self, std::vector<caf::resumable*>& out,
   for (;;) {
     if (shared_first && take_shared(out))
       return;
-    if (self.take(out, take_size, num_workers()) || take_shared(out)
-        || steal(self, out))
+    if (self.take(out, take_size, num_workers()))
+      return;
+    publish_handed_counts();
+    if (take_shared(out) || steal(self, out))
       return;
     // Nothing anywhere: sleep. Counted as a sleeper before it looks again,
     // under the locks of the queues it looks at, so that whoever appends
@@ -357,9 +373,13 @@ void worker::run() {
   batch_handed_counts();
   taken_.reserve(batch_size);
   for (;;) {
-    // Before it may wait: a fan-out is timed when its last count arrives.
-    publish_handed_counts();
-    parent_.next(*this, taken_, ++takes_ % shared_every == 0);
+    // A fan-out is timed when its last count arrives: each worker hands
+    // its count over before it looks anywhere but its own queue (next),
+    // and at least every `publish_every` takes. Not at every take: the
+    // count's line would cross between the cores every 8 deliveries.
+    if (++takes_ % publish_every == 0)
+      publish_handed_counts();
+    parent_.next(*this, taken_, takes_ % shared_every == 0);
     for (size_t i = 0; i < taken_.size(); ++i) {
       if (i + 1 < taken_.size())
         prefetch_actor(taken_[i + 1]);

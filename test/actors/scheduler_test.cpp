@@ -164,8 +164,8 @@ TEST_CASE("a worker takes no more than its share of the queued jobs") {
     self->send_exit(a, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a fan-out's counts, kept on a worker, reach its probe before the "
-          "worker takes more work") {
+TEST_CASE("a fan-out's counts, kept on a worker, reach its probe when the "
+          "worker has run its own jobs") {
   // One worker: the check below is taken after every receiver has run.
   system_with_scheduler s{1};
   caf::scoped_actor self{*s.sys};
