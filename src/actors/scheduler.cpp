@@ -37,26 +37,58 @@ constexpr size_t take_size = 8;
 /// jobs from threads that are not workers wait for at most that many.
 constexpr unsigned shared_every = 8;
 
+/// How long a worker with queued jobs may show no progress before the
+/// others take from its queue although they have their own.
+constexpr int64_t stuck_after_ns = 200'000;
+
 /// Takes from its own queue between two hand-overs of a worker's count of
 /// deliveries to the fan-out's probe (fanout_probe::handed).
 constexpr unsigned publish_every = 32;
 
-/// One worker thread. The jobs its running actors schedule go to its own
-/// queue (through its batch), and it runs its own queue first: a job that
-/// one of its actors scheduled stays on its core, with the lines that
-/// actor wrote (the mailbox element, the receiver's inbox). Another worker
-/// takes jobs from that queue only when it has nothing else to do.
+class worker;
+
+/// What scheduler_worker hands out: an actor enqueued with it as the
+/// execution unit goes straight into its worker's queue, from any thread.
+class placement final : public caf::execution_unit {
+public:
+  placement(caf::actor_system& sys, worker& w)
+      : caf::execution_unit(&sys), worker_(w) {}
+  void exec_later(caf::resumable* job) override;
+
+private:
+  worker& worker_;
+};
+
+/// One worker thread. The jobs that a fan-out (a turn that fills a batch)
+/// schedules go to its own queue, and it runs its own queue first: a
+/// receiver runs on the core that wrote its message (the mailbox element,
+/// the receiver's inbox). Another worker takes jobs from that queue only
+/// when it has nothing else to do. A turn that schedules fewer jobs hands
+/// them to the shared queue.
 class worker final : public caf::execution_unit {
 public:
   worker(caf::actor_system& sys, coordinator& parent)
-      : caf::execution_unit(&sys), parent_(parent) {
+      : caf::execution_unit(&sys), parent_(parent), placement_(sys, *this) {
     batch_.reserve(batch_size);
   }
 
   /// From this worker's own thread (CAF passes the sending actor's unit):
-  /// into the batch. From any other thread (a sender that chose this
-  /// worker, run_on): straight into this worker's queue, waking it.
+  /// into the batch. From any other thread: as `place`.
   void exec_later(caf::resumable* job) override;
+
+  /// Into this worker's queue at once, waking it (or, while it is busy,
+  /// a sleeping worker).
+  void place(caf::resumable* job);
+
+  caf::execution_unit* placement_unit() { return &placement_; }
+
+  /// Whether this worker holds queued jobs but has shown no progress (a
+  /// take or a batch) since `since_ns`: the kernel has preempted it, or it
+  /// runs one long job. Read by the other workers without a lock.
+  bool stuck(int64_t since_ns) const {
+    return size_.load(std::memory_order_relaxed) > 0
+           && progress_ns_.load(std::memory_order_relaxed) < since_ns;
+  }
 
   void start();
   void join() { thread_.join(); }
@@ -80,17 +112,24 @@ public:
 
 private:
   void run();
-  void flush();
+  /// Moves the batch out: mid-turn (full) or at the end of a turn.
+  void flush(bool end_of_turn);
   bool next(std::vector<caf::resumable*>& out);
   /// Runs one job; false when it tells this worker to stop.
   bool run_one(caf::resumable* job);
 
   coordinator& parent_;
+  placement placement_;
   std::mutex mtx_;
   std::deque<caf::resumable*> queue_; // guarded by mtx_
+  // For `stuck`: lines of their own, written by this worker.
+  alignas(64) std::atomic<size_t> size_{0}; // queue_.size(), under mtx_
+  alignas(64) std::atomic<int64_t> progress_ns_{0};
   std::vector<caf::resumable*> batch_;
   std::vector<caf::resumable*> taken_;
   unsigned takes_ = 0;
+  // The running turn has filled a batch: it is a fan-out.
+  bool fanning_out_ = false;
   std::thread thread_;
 };
 
@@ -135,13 +174,17 @@ public:
   explicit coordinator(caf::actor_system& sys) : abstract_coordinator(sys) {}
 
   /// From a thread that is not a worker (I/O, clock): the shared queue.
-  void enqueue(caf::resumable* job) override {
+  void enqueue(caf::resumable* job) override { push_shared(&job, 1); }
+
+  /// Appends to the shared queue and wakes as many sleeping workers.
+  void push_shared(caf::resumable* const* jobs, size_t n) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      shared_.push_back(job);
+      shared_.insert(shared_.end(), jobs, jobs + n);
       shared_size_.store(shared_.size(), std::memory_order_relaxed);
     }
-    wake_any();
+    for (size_t i = 0; i < n && sleepers_.load() > 0; ++i)
+      wake_any();
   }
 
   caf::detail::thread_safe_actor_clock& clock() noexcept override {
@@ -154,8 +197,11 @@ public:
 
   /// The next jobs for worker `self`, into `out` (empty): from its own
   /// queue, else from the shared one, else half of the longest other
-  /// queue's. Sleeps while there are none.
-  void next(worker& self, std::vector<caf::resumable*>& out, bool shared_first);
+  /// queue's. Sleeps while there are none. With `look_around_at` (now, in
+  /// steady nanoseconds; 0: not this time), from the shared queue or a
+  /// stuck worker's first.
+  void next(worker& self, std::vector<caf::resumable*>& out,
+            int64_t look_around_at);
 
   /// After the caller put work into `w`'s queue: wakes `w` if it sleeps,
   /// else another sleeping worker, if any, which may take it while `w` is
@@ -228,6 +274,20 @@ private:
     return true;
   }
 
+  /// Half (rounded up, up to a batch) of the queue of a worker that has
+  /// shown no progress for `stuck_after`: while the kernel runs something
+  /// else on its core, its jobs would otherwise wait for it, although this
+  /// worker could run them (compare.py burst, with stalled clients: p99
+  /// 40-67 ms against 11-18 ms on one shared queue).
+  bool steal_from_stuck(worker& self, std::vector<caf::resumable*>& out,
+                        int64_t now) {
+    for (auto& w : workers_)
+      if (w.get() != &self && w->stuck(now - stuck_after_ns)
+          && w->take(out, batch_size, 2, &token_))
+        return true;
+    return false;
+  }
+
   /// Half (rounded up, up to a batch) of the longest other queue, never
   /// a stop token: the thief would stop in its owner's place.
   bool steal(worker& self, std::vector<caf::resumable*>& out) {
@@ -276,9 +336,10 @@ private:
 };
 
 void coordinator::next(worker& self, std::vector<caf::resumable*>& out,
-                       bool shared_first) {
+                       int64_t look_around_at) {
   for (;;) {
-    if (shared_first && take_shared(out))
+    if (look_around_at != 0
+        && (take_shared(out) || steal_from_stuck(self, out, look_around_at)))
       return;
     if (self.take(out, take_size, num_workers()))
       return;
@@ -300,26 +361,49 @@ void coordinator::next(worker& self, std::vector<caf::resumable*>& out,
       });
     self.sleeping = false;
     --sleepers_;
-    shared_first = take_shared_locked(out);
-    if (shared_first)
+    if (take_shared_locked(out))
       return;
+    look_around_at = 0;
   }
+}
+
+void placement::exec_later(caf::resumable* job) {
+  worker_.place(job);
+}
+
+void worker::place(caf::resumable* job) {
+  append(&job, 1);
+  parent_.wake(*this);
 }
 
 void worker::exec_later(caf::resumable* job) {
   if (current_worker != this) {
-    append(&job, 1);
-    parent_.wake(*this);
+    place(job);
     return;
   }
   batch_.push_back(job);
   if (batch_.size() == batch_size)
-    flush();
+    flush(false);
 }
 
-void worker::flush() {
-  if (batch_.empty())
+void worker::flush(bool end_of_turn) {
+  if (batch_.empty()) {
+    fanning_out_ = fanning_out_ && !end_of_turn;
     return;
+  }
+  if (end_of_turn && !fanning_out_) {
+    // A turn that scheduled a few jobs (the buffer's update to the
+    // broadcaster, a reply): the shared queue, for whichever worker comes
+    // first. On this worker's queue they would wait whenever the kernel
+    // preempts it, and with them the next fan-out (compare.py burst).
+    parent_.push_shared(batch_.data(), batch_.size());
+    batch_.clear();
+    return;
+  }
+  // A fan-out: its receivers stay on this worker.
+  fanning_out_ = !end_of_turn;
+  if (!end_of_turn)
+    progress_ns_.store(steady_now_ns(), std::memory_order_relaxed);
   auto queued = append(batch_.data(), batch_.size());
   batch_.clear();
   // More than this worker takes at once: another may help.
@@ -330,6 +414,7 @@ void worker::flush() {
 size_t worker::append(caf::resumable* const* jobs, size_t n) {
   std::lock_guard<std::mutex> guard{mtx_};
   queue_.insert(queue_.end(), jobs, jobs + n);
+  size_.store(queue_.size(), std::memory_order_relaxed);
   return queue_.size();
 }
 
@@ -348,6 +433,7 @@ bool worker::take(std::vector<caf::resumable*>& out, size_t max,
     out.push_back(*i);
   queue_.erase(queue_.begin(),
                queue_.begin() + static_cast<ptrdiff_t>(out.size()));
+  size_.store(queue_.size(), std::memory_order_relaxed);
   return !out.empty();
 }
 
@@ -355,6 +441,7 @@ void worker::drain(std::vector<caf::resumable*>& out) {
   std::lock_guard<std::mutex> guard{mtx_};
   out.insert(out.end(), queue_.begin(), queue_.end());
   queue_.clear();
+  size_.store(0, std::memory_order_relaxed);
   out.insert(out.end(), batch_.begin(), batch_.end());
   batch_.clear();
 }
@@ -379,14 +466,16 @@ void worker::run() {
     // count's line would cross between the cores every 8 deliveries.
     if (++takes_ % publish_every == 0)
       publish_handed_counts();
-    parent_.next(*this, taken_, takes_ % shared_every == 0);
+    auto now = steady_now_ns();
+    progress_ns_.store(now, std::memory_order_relaxed);
+    parent_.next(*this, taken_, takes_ % shared_every == 0 ? now : 0);
     for (size_t i = 0; i < taken_.size(); ++i) {
       if (i + 1 < taken_.size())
         prefetch_actor(taken_[i + 1]);
       if (!run_one(taken_[i])) {
         // The rest go back, for another worker or the final cleanup.
         append(taken_.data() + i + 1, taken_.size() - i - 1);
-        flush();
+        flush(true);
         publish_handed_counts();
         current_worker = nullptr;
         return;
@@ -406,7 +495,7 @@ bool worker::run_one(caf::resumable* job) {
   if (result == caf::resumable::resume_later)
     result = job->resume(this, parent_.max_throughput());
   // What the job scheduled goes out before this worker waits again.
-  flush();
+  flush(true);
   switch (result) {
   case caf::resumable::resume_later:
     // Keeps its reference: back to the end of this worker's queue.
@@ -426,7 +515,8 @@ bool worker::run_one(caf::resumable* job) {
 
 caf::execution_unit* scheduler_worker(caf::actor_system& sys, size_t i) {
   auto* c = dynamic_cast<coordinator*>(&sys.scheduler());
-  return c ? c->at(i) : nullptr;
+  auto* w = c ? c->at(i) : nullptr;
+  return w ? w->placement_unit() : nullptr;
 }
 
 void use_sharing_scheduler(caf::actor_system_config& cfg) {

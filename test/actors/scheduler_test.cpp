@@ -216,7 +216,7 @@ TEST_CASE("a fan-out's counts, kept on a worker, reach its probe when the "
     self->send_exit(t, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("an actor enqueued on a busy worker is run by an idle one, and "
+TEST_CASE("an actor put on a busy worker is run by an idle one, and "
           "scheduler_worker names the workers") {
   system_with_scheduler s{2};
   auto* w0 = scheduler_worker(*s.sys, 0);
@@ -230,22 +230,25 @@ TEST_CASE("an actor enqueued on a busy worker is run by an idle one, and "
     std::mutex mtx;
     std::condition_variable cv;
     bool open = false;
-    caf::execution_unit* held = nullptr; // the worker the gate holds
+    bool held = false;
+    std::thread::id holder; // the worker the gate holds
   };
   auto g = std::make_shared<gate_state>();
-  // Reports the worker it runs on (CAF passes it as the actor's context).
-  auto where
-      = [](caf::event_based_actor* a, caf::actor report) -> caf::behavior {
-    return {[a, report](int) {
-      caf::anon_send(report, reinterpret_cast<uintptr_t>(a->context()));
+  // Reports whether it ran on the thread that the gate holds.
+  auto where = [](caf::event_based_actor*, std::shared_ptr<gate_state> g,
+                  caf::actor report) -> caf::behavior {
+    return {[g, report](int) {
+      std::lock_guard<std::mutex> guard{g->mtx};
+      caf::anon_send(report, g->holder == std::this_thread::get_id());
     }};
   };
   auto gate = s.sys->spawn<caf::lazy_init>(
-      [](caf::event_based_actor* a,
+      [](caf::event_based_actor*,
          std::shared_ptr<gate_state> g) -> caf::behavior {
-        return {[a, g](int) {
+        return {[g](int) {
           std::unique_lock<std::mutex> guard{g->mtx};
-          g->held = a->context();
+          g->holder = std::this_thread::get_id();
+          g->held = true;
           g->cv.notify_all();
           g->cv.wait_for(guard, 10s, [&] {
             return g->open;
@@ -259,36 +262,41 @@ TEST_CASE("an actor enqueued on a busy worker is run by an idle one, and "
         unit);
   };
   enqueue_on(gate, w0);
-  caf::execution_unit* held = nullptr;
+  bool held = false;
   {
     std::unique_lock<std::mutex> guard{g->mtx};
-    g->cv.wait_for(guard, 10s, [&] {
-      return g->held != nullptr;
+    held = g->cv.wait_for(guard, 10s, [&] {
+      return g->held;
     });
-    held = g->held;
   }
-  REQUIRE((held == w0 || held == w1));
-  auto idle = held == w0 ? w1 : w0;
-  // Put on the worker that the gate holds: the other one must run it.
-  auto r = s.sys->spawn<caf::lazy_init>(where, caf::actor{self});
-  enqueue_on(r, held);
-  uintptr_t ran_on = 0;
-  self->receive(
-      [&](uintptr_t unit) {
-        ran_on = unit;
+  REQUIRE(held);
+  // Put on both workers, one of which the gate holds: each must run, on
+  // the other one.
+  std::vector<caf::actor> rs;
+  for (auto* unit : {w0, w1}) {
+    rs.push_back(s.sys->spawn<caf::lazy_init>(where, g, caf::actor{self}));
+    enqueue_on(rs.back(), unit);
+  }
+  int on_held = 0;
+  int ran = 0;
+  self->receive_for(ran, 2)(
+      [&](bool on_holder) {
+        on_held += on_holder ? 1 : 0;
       },
       caf::after(10s) >>
           [] {
             FAIL("a job on a busy worker waited with another worker idle");
           });
-  CHECK_EQ(ran_on, reinterpret_cast<uintptr_t>(idle));
+  CHECK_EQ(ran, 2);
+  CHECK_EQ(on_held, 0);
   {
     std::lock_guard<std::mutex> guard{g->mtx};
     g->open = true;
   }
   g->cv.notify_all();
-  for (auto& x : {gate, r})
-    self->send_exit(x, caf::exit_reason::user_shutdown);
+  self->send_exit(gate, caf::exit_reason::user_shutdown);
+  for (auto& r : rs)
+    self->send_exit(r, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE("an actor with several messages waiting handles them all in its "
