@@ -48,20 +48,15 @@ returned_stack& returned() {
 /// each element (perf: the two were ~20 % of the actor side's CPU). Here
 /// a thread keeps both to itself:
 /// - the memory, for a pool on this thread to reuse, handed on to the
-///   shared stack `thread_cache_limit` elements at a time. The limit is
-///   above a worker's share of a fan-out (a broadcaster shard's), so that
-///   in steady state a shard reuses the elements its own receivers
-///   released on its worker, and no element moves between the cores
-///   (with 256 at a time, half of each fan-out's elements came from the
-///   other worker's spills: `fanout_actors`, docs/performance.md);
+///   shared stack `spill_at` elements at a time;
 /// - the references to one message, dropped together, by this thread, when
 ///   it releases an element of another message (the next update), so that
 ///   the count's cache line crosses to this core once per update instead
 ///   of once per element.
-/// A thread holds fewer than `thread_cache_limit` elements and at most one
-/// message, and hands all back when it ends.
+/// A thread holds fewer than `spill_at` elements and at most one message,
+/// and hands all back when it ends.
 struct thread_cache {
-  static constexpr size_t spill_at = element_pool::thread_cache_limit;
+  static constexpr size_t spill_at = 256;
   free_node* first = nullptr;
   free_node* last = nullptr;
   size_t size = 0;

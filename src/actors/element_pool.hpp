@@ -16,9 +16,8 @@ namespace btcstream {
 /// and free for those was the largest part of the actor side's CPU
 /// (docs/performance.md, issue 14). An element from here goes back, when
 /// its receiver is done with it, to its receiver's thread, which reuses it
-/// for a pool on that thread or hands it on, `thread_cache_limit` at a
-/// time, to one process-wide stack (one compare-and-swap per list), from
-/// which the
+/// for a pool on that thread or hands it on, 256 at a time, to one
+/// process-wide stack (one compare-and-swap per list), from which the
 /// sender takes the whole stack at once (one exchange) when its own list
 /// is empty. Its reference to the message stays with that thread until the
 /// thread releases an element of another message (drop_held_messages) or
@@ -30,9 +29,8 @@ namespace btcstream {
 ///
 /// Memory: every element ever made stays in the pool, so it holds as many
 /// as were once in flight at the same time (one per receiver and unhandled
-/// message: ~1 MB per 10,000 subscribers), plus fewer than
-/// `thread_cache_limit` that each thread keeps. Unlike malloc's free lists,
-/// it lends none of that memory to other allocations.
+/// message: ~1 MB per 10,000 subscribers). Unlike malloc's free lists, it
+/// lends none of that memory to other allocations.
 class element_pool {
 public:
   element_pool() = default;
@@ -72,10 +70,6 @@ public:
 
   /// Elements ever allocated by any pool in this process (for tests).
   static size_t allocated();
-
-  /// Released elements a thread keeps for its own pools before it hands
-  /// them to the process-wide stack.
-  static constexpr size_t thread_cache_limit = 16384;
 
   /// A free element's memory: a link in a list of free elements.
   struct free_node {

@@ -197,9 +197,7 @@ int run_service(const config& given) {
     auto stats = std::make_shared<metrics>();
     bool cluster = !cfg.redis_url.empty();
     stats->cluster_mode = cluster;
-    // One shard of the fan-out per scheduler worker.
-    auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat}, stats,
-                       static_cast<size_t>(cfg.actor_threads));
+    auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat}, stats);
     // A lagging node waits up to one interval for a resume id it has not
     // read yet (cluster mode).
     auto buf = sys.spawn(

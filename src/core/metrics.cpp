@@ -121,27 +121,8 @@ thread_local handed_batch this_thread_handed;
 
 } // namespace
 
-std::shared_ptr<fanout_probe>
-fanout_probe::of_parts(size_t parts, int64_t stored_ns,
-                       std::shared_ptr<metrics> m) {
-  auto p = std::make_shared<fanout_probe>(parts, stored_ns, std::move(m));
-  p->timed_.store(false, std::memory_order_relaxed);
-  return p;
-}
-
-void fanout_probe::expand(size_t n) {
-  if (n == 0) {
-    count_down(1);
-    return;
-  }
-  // Read by whoever counts the last receiver down, after its acquire.
-  timed_.store(true, std::memory_order_relaxed);
-  remaining_.fetch_add(n - 1, std::memory_order_acq_rel);
-}
-
 void fanout_probe::count_down(size_t n) {
-  if (remaining_.fetch_sub(n, std::memory_order_acq_rel) == n && metrics_
-      && timed_.load(std::memory_order_relaxed))
+  if (remaining_.fetch_sub(n, std::memory_order_acq_rel) == n && metrics_)
     metrics_->event_fanout.observe(
         static_cast<double>(steady_now_ns() - stored_ns_) / 1e9);
 }

@@ -160,29 +160,16 @@ struct metrics {
   void count_request(route_label r, int code);
 };
 
-/// Times one fan-out: created by the broadcaster with the number of its
-/// parts (shards), each of which replaces itself with its receivers
-/// (`expand`); each connection reports once when it has handed the frame to
+/// Times one fan-out: created by the broadcaster with the number of
+/// subscribers; each connection reports once when it has handed the frame to
 /// its session (or decided not to); the last one records
-/// `btcstream_event_fanout_seconds`, unless there were no receivers.
+/// `btcstream_event_fanout_seconds`.
 class fanout_probe {
 public:
-  /// @param receivers receivers or parts still to expand.
   /// @param m where the time goes; kept alive by the probe, which a worker
   /// may still count down after the last receiver is gone.
   fanout_probe(size_t receivers, int64_t stored_ns, std::shared_ptr<metrics> m)
-      : remaining_(receivers),
-        timed_(receivers > 0),
-        stored_ns_(stored_ns),
-        metrics_(std::move(m)) {}
-
-  /// A probe for a fan-out in `parts` parts, each of which must `expand`.
-  static std::shared_ptr<fanout_probe> of_parts(size_t parts, int64_t stored_ns,
-                                                std::shared_ptr<metrics> m);
-
-  /// One part turned out to have `n` receivers (0 or more), which count
-  /// down in its place. Before any of them can.
-  void expand(size_t n);
+      : remaining_(receivers), stored_ns_(stored_ns), metrics_(std::move(m)) {}
 
   /// One receiver of `probe` has handed the frame on. Counted at once, or,
   /// on a thread that batches (batch_handed_counts), on the thread until it
@@ -194,8 +181,6 @@ public:
 
 private:
   std::atomic<size_t> remaining_;
-  // Whether any receiver was counted: a fan-out to nobody is not timed.
-  std::atomic<bool> timed_;
   int64_t stored_ns_;
   std::shared_ptr<metrics> metrics_;
 };

@@ -43,9 +43,8 @@ connection_actor::behavior_type mock_connection(std::shared_ptr<received> log) {
 struct broadcaster_fixture : fixture {
   broadcaster_actor b;
 
-  /// @param shards how many parts the subscribers are split into.
-  explicit broadcaster_fixture(size_t shards) {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats, shards));
+  broadcaster_fixture() {
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
     run();
   }
 
@@ -69,92 +68,79 @@ struct broadcaster_fixture : fixture {
 
 TEST_CASE("the broadcaster forwards every update to every subscriber and "
           "acks with the last id forwarded") {
-  for (size_t shards : {1, 2, 3}) {
-    CAPTURE(shards);
-    broadcaster_fixture f{shards};
-    auto a = std::make_shared<received>();
-    auto [ca, upto_a] = f.subscribe(a);
-    CHECK_EQ(upto_a, 0u);
-    f.publish(0);
-    auto b = std::make_shared<received>();
-    auto [cb, upto_b] = f.subscribe(b);
-    CHECK_EQ(upto_b, static_cast<uint64_t>(start_ms));
-    f.publish(5000);
-    CHECK_EQ(a->ids, std::vector<uint64_t>{uint64_t(start_ms),
-                                           uint64_t(start_ms + 5000)});
-    CHECK_EQ(b->ids, std::vector<uint64_t>{uint64_t(start_ms + 5000)});
-    CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 2u);
-  }
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto [ca, upto_a] = f.subscribe(a);
+  CHECK_EQ(upto_a, 0u);
+  f.publish(0);
+  auto b = std::make_shared<received>();
+  auto [cb, upto_b] = f.subscribe(b);
+  CHECK_EQ(upto_b, static_cast<uint64_t>(start_ms));
+  f.publish(5000);
+  CHECK_EQ(a->ids, std::vector<uint64_t>{uint64_t(start_ms),
+                                         uint64_t(start_ms + 5000)});
+  CHECK_EQ(b->ids, std::vector<uint64_t>{uint64_t(start_ms + 5000)});
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 2u);
 }
 
 TEST_CASE("the broadcaster forgets a connection that died") {
-  for (size_t shards : {1, 2, 3}) {
-    CAPTURE(shards);
-    broadcaster_fixture f{shards};
-    auto a = std::make_shared<received>();
-    auto b = std::make_shared<received>();
-    auto [ca, ua] = f.subscribe(a);
-    auto [cb, ub] = f.subscribe(b);
-    CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 2u);
-    caf::anon_send_exit(ca, caf::exit_reason::user_shutdown);
-    f.run();
-    CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 1u);
-    f.publish(0);
-    CHECK(a->ids.empty());
-    CHECK_EQ(b->ids.size(), 1u);
-  }
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto b = std::make_shared<received>();
+  auto [ca, ua] = f.subscribe(a);
+  auto [cb, ub] = f.subscribe(b);
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 2u);
+  caf::anon_send_exit(ca, caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 1u);
+  f.publish(0);
+  CHECK(a->ids.empty());
+  CHECK_EQ(b->ids.size(), 1u);
 }
 
 TEST_CASE("the broadcaster's end reaches every subscriber, with its reason, "
           "after the updates sent before") {
-  for (size_t shards : {1, 2, 3}) {
-    CAPTURE(shards);
-    broadcaster_fixture f{shards};
-    auto a = std::make_shared<received>();
-    auto b = std::make_shared<received>();
-    auto [ca, ua] = f.subscribe(a);
-    auto [cb, ub] = f.subscribe(b);
-    auto u = make_update(0, 1);
-    caf::anon_send(f.b, atom::publish_v,
-                   stored{u, encode_update(u), 0, nullptr});
-    f.step(f.b); // the update goes out; neither subscriber has run yet
-    caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
-    f.step(f.b);
-    f.run();
-    for (auto* r : {a.get(), b.get()}) {
-      REQUIRE_EQ(r->ended.size(), 1u);
-      CHECK(r->ended[0].first == caf::exit_reason::user_shutdown);
-      CHECK_EQ(r->ended[0].second, 1u); // after the update
-    }
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto b = std::make_shared<received>();
+  auto [ca, ua] = f.subscribe(a);
+  auto [cb, ub] = f.subscribe(b);
+  auto u = make_update(0, 1);
+  caf::anon_send(f.b, atom::publish_v, stored{u, encode_update(u), 0, nullptr});
+  f.step(f.b); // the update goes out; neither subscriber has run yet
+  caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
+  f.step(f.b);
+  f.run();
+  for (auto* r : {a.get(), b.get()}) {
+    REQUIRE_EQ(r->ended.size(), 1u);
+    CHECK(r->ended[0].first == caf::exit_reason::user_shutdown);
+    CHECK_EQ(r->ended[0].second, 1u); // after the update
   }
 }
 
 TEST_CASE("one heartbeat goes to everybody after a silence, none while "
           "updates flow") {
-  for (size_t shards : {1, 2, 3}) {
-    CAPTURE(shards);
-    broadcaster_fixture f{shards};
-    auto a = std::make_shared<received>();
-    auto b = std::make_shared<received>();
-    f.subscribe(a);
-    f.subscribe(b);
-    f.advance(14999ms);
-    CHECK_EQ(a->heartbeats, 0u);
-    f.advance(1ms); // 15 s of silence
-    CHECK_EQ(a->heartbeats, 1u);
-    CHECK_EQ(b->heartbeats, 1u);
-    // Updates every 5 s for a minute: busy, so no heartbeat.
-    for (int i = 1; i <= 12; ++i) {
-      f.advance(5s);
-      f.publish(i * 5000);
-    }
-    CHECK_EQ(a->heartbeats, 1u);
-    // Then silence again: exactly one heartbeat 15 s after the last update.
-    f.advance(14999ms);
-    CHECK_EQ(a->heartbeats, 1u);
-    f.advance(1ms);
-    CHECK_EQ(a->heartbeats, 2u);
-    f.advance(15s);
-    CHECK_EQ(a->heartbeats, 3u);
+  broadcaster_fixture f;
+  auto a = std::make_shared<received>();
+  auto b = std::make_shared<received>();
+  f.subscribe(a);
+  f.subscribe(b);
+  f.advance(14999ms);
+  CHECK_EQ(a->heartbeats, 0u);
+  f.advance(1ms); // 15 s of silence
+  CHECK_EQ(a->heartbeats, 1u);
+  CHECK_EQ(b->heartbeats, 1u);
+  // Updates every 5 s for a minute: busy, so no heartbeat.
+  for (int i = 1; i <= 12; ++i) {
+    f.advance(5s);
+    f.publish(i * 5000);
   }
+  CHECK_EQ(a->heartbeats, 1u);
+  // Then silence again: exactly one heartbeat 15 s after the last update.
+  f.advance(14999ms);
+  CHECK_EQ(a->heartbeats, 1u);
+  f.advance(1ms);
+  CHECK_EQ(a->heartbeats, 2u);
+  f.advance(15s);
+  CHECK_EQ(a->heartbeats, 3u);
 }

@@ -109,9 +109,7 @@ update make_update(int64_t offset_ms, double price) {
 
 core_fixture::core_fixture(size_t capacity, caf::timespan lag_wait) {
   using namespace std::chrono_literals;
-  // Two shards, as the service's default: a connection's updates come
-  // from its shard.
-  b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats, 2));
+  b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
   buf = stop_at_end(
       sys->spawn(buffer, capacity, 1h, b, clock, stats, lag_wait));
   run();

@@ -85,8 +85,8 @@ TEST_CASE("upstream requests are counted by outcome, and skipped ticks too") {
   fixture f;
   auto upstream = std::make_shared<fake_upstream>();
   auto rng = std::make_shared<fixed_random>();
-  auto b = f.stop_at_end(
-      f.sys->spawn(broadcaster, caf::timespan{15s}, f.stats, 2));
+  auto b
+      = f.stop_at_end(f.sys->spawn(broadcaster, caf::timespan{15s}, f.stats));
   auto buf = f.stop_at_end(f.sys->spawn(buffer, size_t{10}, 1h, b, f.clock,
                                         f.stats, caf::timespan::zero()));
   f.stop_at_end(f.sys->spawn(fetcher, upstream, buf, f.clock, rng, "BTC-USD",

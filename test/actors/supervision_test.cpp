@@ -19,7 +19,7 @@ struct supervision_fixture : fixture {
   std::vector<std::string> deaths;
 
   supervision_fixture() {
-    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats, 2));
+    b = stop_at_end(sys->spawn(broadcaster, caf::timespan{15s}, stats));
     buf = stop_at_end(sys->spawn(buffer, size_t{10}, 1h, b, clock, stats,
                                  caf::timespan::zero()));
     run();

@@ -15,11 +15,8 @@
 // was before it was written by hand, minus the seam); `minimal`, the same
 // handler in the least actor CAF can deliver to (minimal_receiver.hpp).
 //
-// `--shards` splits the broadcaster's subscribers over that many shards
-// (default: one per thread, as the service does).
-//
 //   fanout_actors [--clients 10000] [--events 50] [--threads 2] [--rounds 5]
-//                 [--shards N] [--receiver connection|event-based|minimal]
+//                 [--receiver connection|event-based|minimal]
 #include "actors/broadcaster.hpp"
 #include "actors/buffer.hpp"
 #include "actors/connection.hpp"
@@ -117,10 +114,8 @@ int main(int argc, char** argv) {
   auto events = arg(argc, argv, "--events", 50);
   auto threads = arg(argc, argv, "--threads", 2);
   auto rounds = arg(argc, argv, "--rounds", 5);
-  auto shards = arg(argc, argv, "--shards", threads);
   std::string receiver = text_arg(argc, argv, "--receiver", "connection");
-  if (clients == 0 || events == 0 || threads == 0 || rounds == 0
-      || shards == 0) {
+  if (clients == 0 || events == 0 || threads == 0 || rounds == 0) {
     std::fprintf(stderr, "fanout_actors: every count must be > 0\n");
     return 2;
   }
@@ -141,8 +136,7 @@ int main(int argc, char** argv) {
 
   auto stats = std::make_shared<metrics>();
   auto clock = std::make_shared<system_wall_clock>();
-  auto b = sys.spawn(broadcaster, caf::timespan{std::chrono::hours{1}}, stats,
-                     shards);
+  auto b = sys.spawn(broadcaster, caf::timespan{std::chrono::hours{1}}, stats);
   auto buf = sys.spawn(buffer, size_t{1000}, std::chrono::milliseconds{3600000},
                        b, clock, stats, caf::timespan::zero());
 

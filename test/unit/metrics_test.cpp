@@ -67,26 +67,6 @@ TEST_CASE("a fan-out is timed when its last receiver is counted") {
   CHECK_EQ(m->event_fanout.count(), 1u);
 }
 
-TEST_CASE("a fan-out in parts is timed when the last receiver of every "
-          "part is counted, and not at all without receivers") {
-  auto m = std::make_shared<metrics>();
-  auto probe = fanout_probe::of_parts(3, steady_now_ns(), m);
-  probe->expand(2);
-  fanout_probe::handed(probe);
-  fanout_probe::handed(probe); // the first part's two: two parts still open
-  probe->expand(0);
-  CHECK_EQ(m->event_fanout.count(), 0u);
-  probe->expand(1);
-  CHECK_EQ(m->event_fanout.count(), 0u);
-  fanout_probe::handed(probe);
-  CHECK_EQ(m->event_fanout.count(), 1u);
-
-  auto empty = fanout_probe::of_parts(2, steady_now_ns(), m);
-  empty->expand(0);
-  empty->expand(0);
-  CHECK_EQ(m->event_fanout.count(), 1u);
-}
-
 TEST_CASE("a thread that batches hands its count to the probe when it "
           "publishes or meets another probe, once") {
   auto m = std::make_shared<metrics>();
