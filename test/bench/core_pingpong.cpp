@@ -52,9 +52,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "core_pingpong: --trips must be > 0\n");
     return 2;
   }
-  bool pinned = true;
+  // On one CPU each trip would wait for the scheduler to switch threads.
+  if (a == b) {
+    std::fprintf(stderr, "core_pingpong: --cpus needs two different CPUs\n");
+    return 2;
+  }
+  bool there = false; // read after join
   std::thread other{[&] {
-    pinned = pin(b) && pinned;
+    there = pin(b);
     for (long i = 0; i < trips; ++i) {
       while (ball.load(std::memory_order_acquire) != 2 * i + 1) {
       }
@@ -70,7 +75,7 @@ int main(int argc, char** argv) {
   }
   auto t1 = std::chrono::steady_clock::now();
   other.join();
-  if (!here || !pinned) {
+  if (!here || !there) {
     std::fprintf(stderr, "core_pingpong: cannot pin to CPUs %d and %d\n", a, b);
     return 1;
   }
