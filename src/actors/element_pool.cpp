@@ -180,6 +180,11 @@ element_pool::~element_pool() {
   returned().push(free_, last);
 }
 
+element_pool& element_pool::of_this_thread() {
+  thread_local element_pool pool;
+  return pool;
+}
+
 void* element_pool::allocate() {
   if (!free_)
     if (auto* cache = this_thread_cache())

@@ -39,6 +39,11 @@ public:
   /// Hands its unused elements to the process-wide stack.
   ~element_pool();
 
+  /// This thread's pool, for senders that may run on any thread (the
+  /// broadcaster's shards): the elements a thread's fan-outs make are then
+  /// the ones its receivers released on it.
+  static element_pool& of_this_thread();
+
   /// An anonymous mailbox element holding `msg` (shared, not copied; not
   /// empty, and not a stream message: CAF files those apart). Only
   /// one thread at a time may call this (the owning actor's).

@@ -93,6 +93,22 @@ public:
   void intrusive_ptr_release_impl() override {}
 };
 
+/// One turn of `job`, as a worker gives it. One message first: nearly
+/// every job is a connection actor with one live frame, and after a
+/// message CAF 0.17's `resume` makes another round over the mailbox's four
+/// queues before it can block (~180 instructions per delivery,
+/// docs/performance.md). An actor with more waiting is resumed again at
+/// once, with the full budget, so it keeps its turn instead of going to
+/// the back of the queue.
+caf::resumable::resume_result resume_turn(caf::resumable* job,
+                                          caf::execution_unit* host,
+                                          size_t max_throughput) {
+  auto result = job->resume(host, 1);
+  if (result == caf::resumable::resume_later)
+    result = job->resume(host, max_throughput);
+  return result;
+}
+
 void name_thread(const char* name) {
   pthread_setname_np(pthread_self(), name);
 }
@@ -232,15 +248,7 @@ void worker::run() {
 }
 
 bool worker::run_one(caf::resumable* job) {
-  // One message first: nearly every job is a connection actor with one
-  // live frame, and after a message CAF 0.17's `resume` makes another
-  // round over the mailbox's four queues before it can block (~180
-  // instructions per delivery, docs/performance.md). An actor with more
-  // waiting is resumed again at once, with the full budget, so it keeps
-  // its turn instead of going to the back of the queue.
-  auto result = job->resume(this, 1);
-  if (result == caf::resumable::resume_later)
-    result = job->resume(this, parent_.max_throughput());
+  auto result = resume_turn(job, this, parent_.max_throughput());
   // What the job scheduled goes out before this worker waits again.
   flush();
   switch (result) {
@@ -259,6 +267,45 @@ bool worker::run_one(caf::resumable* job) {
 }
 
 } // namespace
+
+bool on_scheduler_worker() noexcept {
+  return current_worker != nullptr;
+}
+
+run_woken_here::run_woken_here(caf::execution_unit* host)
+    : caf::execution_unit(&host->system()), host_(host) {}
+
+run_woken_here::~run_woken_here() {
+  // Not run (the fan-out threw): to the queue, for any worker.
+  for (; next_ < woken_.size(); ++next_)
+    host_->exec_later(woken_[next_]);
+}
+
+void run_woken_here::exec_later(caf::resumable* job) {
+  woken_.push_back(job);
+}
+
+void run_woken_here::run_all() {
+  auto max = host_->system().scheduler().max_throughput();
+  while (next_ < woken_.size()) {
+    auto* job = woken_[next_++];
+    if (next_ < woken_.size())
+      prefetch_actor(woken_[next_]);
+    switch (resume_turn(job, host_, max)) {
+    case caf::resumable::resume_later:
+      // Keeps its reference: to the queue, for any worker.
+      host_->exec_later(job);
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+    case caf::resumable::shutdown_execution_unit: // only the workers' tokens
+      intrusive_ptr_release(job);
+      break;
+    }
+  }
+  woken_.clear();
+  next_ = 0;
+}
 
 void use_sharing_scheduler(caf::actor_system_config& cfg) {
   cfg.module_factories.push_back(

@@ -1,6 +1,10 @@
 #pragma once
 
 #include <caf/actor_system_config.hpp>
+#include <caf/execution_unit.hpp>
+#include <caf/resumable.hpp>
+
+#include <vector>
 
 namespace btcstream {
 
@@ -34,5 +38,39 @@ namespace btcstream {
 ///
 /// The clock thread (timeouts, delayed messages) is CAF's.
 void use_sharing_scheduler(caf::actor_system_config& cfg);
+
+/// True on a worker thread of btcstream's scheduler.
+bool on_scheduler_worker() noexcept;
+
+/// Runs the actors that a fan-out wakes on the worker that made it, right
+/// after it, instead of queueing them for any worker: the mailbox elements
+/// the fan-out made, the actors it woke and the elements they release then
+/// stay on one core, and only the fan-out itself (the broadcaster's shard)
+/// went through the shared queue, so that no worker idles while another
+/// holds work (docs/performance.md, issue 14).
+///
+/// Pass it as the execution unit of the fan-out's enqueues: an actor that
+/// the enqueue wakes is kept here. Then `run_all()` runs each for one turn,
+/// as a worker would have; one with more to do goes back to the queue.
+/// Only on a worker thread (`on_scheduler_worker()`), whose unit is `host`.
+class run_woken_here final : public caf::execution_unit {
+public:
+  explicit run_woken_here(caf::execution_unit* host);
+  run_woken_here(const run_woken_here&) = delete;
+  run_woken_here& operator=(const run_woken_here&) = delete;
+  /// Queues what was not run (if the fan-out threw) for any worker.
+  ~run_woken_here() override;
+
+  /// Keeps `job` (with the scheduler's reference) to run in `run_all()`.
+  void exec_later(caf::resumable* job) override;
+
+  /// Runs every actor kept, in the order they were woken.
+  void run_all();
+
+private:
+  caf::execution_unit* host_;
+  std::vector<caf::resumable*> woken_;
+  size_t next_ = 0; // woken_[next_] runs next
+};
 
 } // namespace btcstream

@@ -144,3 +144,57 @@ TEST_CASE("one heartbeat goes to everybody after a silence, none while "
   f.advance(15s);
   CHECK_EQ(a->heartbeats, 3u);
 }
+
+TEST_CASE("beyond one shard: every subscriber gets every update once and in "
+          "order, a dead one's place is taken, heartbeats and the end reach "
+          "all") {
+  broadcaster_fixture f;
+  constexpr size_t first = 2 * subscribers_per_shard + 5; // three shards
+  std::vector<std::shared_ptr<received>> logs;
+  std::vector<connection_actor> conns;
+  auto add = [&] {
+    logs.push_back(std::make_shared<received>());
+    conns.push_back(f.subscribe(logs.back()).first);
+  };
+  for (size_t i = 0; i < first; ++i)
+    add();
+  f.publish(0);
+  // Three of the first shard and one of the last end.
+  for (size_t i : {size_t{0}, size_t{1}, size_t{2}, first - 1})
+    caf::anon_send_exit(conns[i], caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), first - 4);
+  for (int i = 0; i < 5; ++i) // into their places, and one more
+    add();
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), first + 1);
+  f.publish(5000);
+  f.publish(10000);
+  const std::vector<uint64_t> all{uint64_t(start_ms), uint64_t(start_ms + 5000),
+                                  uint64_t(start_ms + 10000)};
+  const std::vector<uint64_t> later(all.begin() + 1, all.end());
+  const std::vector<uint64_t> before(all.begin(), all.begin() + 1);
+  for (size_t i = 0; i < logs.size(); ++i) {
+    bool dead = i < 3 || i == first - 1;
+    CAPTURE(i);
+    CHECK_EQ(logs[i]->ids, dead ? before : i >= first ? later : all);
+  }
+  f.advance(15s); // silence: one heartbeat each
+  for (size_t i = 0; i < logs.size(); ++i) {
+    bool dead = i < 3 || i == first - 1;
+    CAPTURE(i);
+    CHECK_EQ(logs[i]->heartbeats, dead ? 0u : 1u);
+  }
+  caf::anon_send_exit(f.b, caf::exit_reason::user_shutdown);
+  f.run();
+  for (size_t i = 0; i < logs.size(); ++i) {
+    bool dead = i < 3 || i == first - 1;
+    CAPTURE(i);
+    if (dead) {
+      CHECK(logs[i]->ended.empty());
+      continue;
+    }
+    REQUIRE_EQ(logs[i]->ended.size(), 1u);
+    CHECK(logs[i]->ended[0].first == caf::exit_reason::user_shutdown);
+    CHECK_EQ(logs[i]->ended[0].second, logs[i]->ids.size());
+  }
+}

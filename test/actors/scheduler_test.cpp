@@ -6,11 +6,14 @@
 // shuts down cleanly. Waits are bounded receives, never sleeps; TSan runs
 // this file (scripts/tsan).
 
+#include "actors/broadcaster.hpp"
 #include "actors/scheduler.hpp"
 #include "core/metrics.hpp"
 
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
+
+#include <functional>
 
 #include <atomic>
 #include <chrono>
@@ -375,4 +378,130 @@ TEST_CASE("an actor that quits with a long mailbox is released when the "
     caf::anon_send_exit(slow, caf::exit_reason::user_shutdown);
   }
   CHECK(alive.expired());
+}
+
+namespace {
+
+uint64_t this_thread_hash() {
+  return std::hash<std::thread::id>{}(std::this_thread::get_id());
+}
+
+/// Counts what it receives, and whether it ran on the thread named in it.
+caf::behavior woken_receiver(caf::event_based_actor*,
+                             std::shared_ptr<std::atomic<int>> ran,
+                             std::shared_ptr<std::atomic<int>> elsewhere) {
+  return {
+      [ran, elsewhere](uint64_t sender_thread) {
+        if (sender_thread != this_thread_hash())
+          ++*elsewhere;
+        ++*ran;
+      },
+  };
+}
+
+} // namespace
+
+TEST_CASE("the actors a fan-out wakes through run_woken_here run on its "
+          "worker, before run_all returns") {
+  system_with_scheduler s{2};
+  caf::scoped_actor self{*s.sys};
+  constexpr int receivers = 500;
+  auto ran = std::make_shared<std::atomic<int>>(0);
+  auto elsewhere = std::make_shared<std::atomic<int>>(0);
+  std::vector<caf::actor> targets;
+  for (int i = 0; i < receivers; ++i)
+    targets.push_back(s.sys->spawn(woken_receiver, ran, elsewhere));
+  // Replies with how many receivers had run when run_all returned.
+  auto source = s.sys->spawn(
+      [](caf::event_based_actor* src,
+         std::vector<caf::actor> to) -> caf::behavior {
+        return {[src, to](int) -> int {
+          CHECK(on_scheduler_worker());
+          run_woken_here woken{src->context()};
+          for (auto& t : to)
+            caf::actor_cast<caf::abstract_actor*>(t)->enqueue(
+                caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                          this_thread_hash()),
+                &woken);
+          woken.run_all();
+          return 0;
+        }};
+      },
+      targets);
+  for (int round = 1; round <= 3; ++round) {
+    CAPTURE(round);
+    self->request(source, 10s, 0)
+        .receive([](int) {},
+                 [](caf::error&) {
+                   FAIL("no answer");
+                 });
+    CHECK_EQ(ran->load(), round * receivers);
+    CHECK_EQ(elsewhere->load(), 0);
+  }
+  CHECK_FALSE(on_scheduler_worker());
+  self->send_exit(source, caf::exit_reason::user_shutdown);
+  for (auto& t : targets)
+    self->send_exit(t, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("the broadcaster's shards on real workers: every subscriber gets "
+          "every update once, in order") {
+  for (size_t workers : {1, 2, 4}) {
+    CAPTURE(workers);
+    system_with_scheduler s{workers};
+    caf::scoped_actor self{*s.sys};
+    constexpr int subscribers = 1000; // 16 shards
+    constexpr int updates = 50;
+    auto out_of_order = std::make_shared<std::atomic<int>>(0);
+    auto b = s.sys->spawn(broadcaster, caf::timespan{1h},
+                          std::make_shared<metrics>());
+    std::vector<connection_actor> conns;
+    for (int i = 0; i < subscribers; ++i) {
+      auto c = s.sys->spawn(
+          [](connection_actor::pointer, caf::actor done,
+             std::shared_ptr<std::atomic<int>> bad)
+              -> connection_actor::behavior_type {
+            auto last = std::make_shared<uint64_t>(0);
+            auto seen = std::make_shared<int>(0);
+            return {
+                [=](atom::live, const stored& x) {
+                  if (x.u.id != *last + 1)
+                    ++*bad;
+                  *last = x.u.id;
+                  if (++*seen == updates)
+                    caf::anon_send(done, caf::atom("done"));
+                },
+                [](atom::heartbeat) {},
+                [](atom::session, session_state) {},
+                [](atom::retire) {},
+                [](atom::ended, const caf::error&) {},
+            };
+          },
+          caf::actor{self}, out_of_order);
+      self->request(b, 10s, atom::subscribe_v, c)
+          .receive([](uint64_t) {},
+                   [](caf::error&) {
+                     FAIL("no subscription");
+                   });
+      conns.push_back(c);
+    }
+    for (uint64_t id = 1; id <= updates; ++id) {
+      stored x;
+      x.u.id = id;
+      caf::anon_send(b, atom::publish_v, std::move(x));
+    }
+    int done = 0;
+    self->receive_for(done, subscribers)(
+        [](caf::atom_value) {}, caf::after(10s) >>
+                                    [&] {
+                                      FAIL("only "
+                                           << done << " of " << subscribers
+                                           << " subscribers got every update");
+                                    });
+    CHECK_EQ(done, subscribers);
+    CHECK_EQ(out_of_order->load(), 0);
+    self->send_exit(b, caf::exit_reason::user_shutdown);
+    for (auto& c : conns)
+      self->send_exit(c, caf::exit_reason::user_shutdown);
+  }
 }
