@@ -92,9 +92,16 @@ void forget(broadcaster_actor::stateful_pointer<broadcaster_state> self,
     return;
   auto s = i->second;
   st.index.erase(i);
-  self->send((*st.shards)[s], atom::forget_v, who);
+  auto& slot = (*st.shards)[s];
+  self->send(slot, atom::forget_v, who);
   if (st.fill[s]-- == subscribers_per_shard)
     st.open.push_back(s);
+  if (st.fill[s] == 0) {
+    // Its last subscriber left: it ends (normally, after the forget), and
+    // the next subscriber to get this place gets a new shard.
+    self->send(slot, atom::ended_v, caf::error{});
+    slot = shard_actor{};
+  }
 }
 
 /// The shard that takes the next subscriber: one with room, else a new one.
@@ -104,10 +111,15 @@ shard_with_room(broadcaster_actor::stateful_pointer<broadcaster_state> self) {
   if (st.open.empty()) {
     st.open.push_back(st.shards->size());
     st.fill.push_back(0);
-    // Linked: a shard that fails takes the broadcaster (a core actor) down.
-    st.shards->push_back(self->spawn<caf::linked>(shard, st.shards->size()));
+    st.shards->emplace_back();
   }
   auto s = st.open.back();
+  auto& slot = (*st.shards)[s];
+  if (!slot)
+    // Linked: a shard that fails takes the broadcaster (a core actor) down.
+    // Hidden: an internal helper, not counted among the running actors
+    // (btcstream_live_objects), and not waited for at shutdown.
+    slot = self->spawn<caf::linked + caf::hidden>(shard, s);
   if (++st.fill[s] == subscribers_per_shard)
     st.open.pop_back();
   return s;
@@ -135,7 +147,8 @@ broadcaster(broadcaster_actor::stateful_pointer<broadcaster_state> self,
   // their subscribers.
   self->attach_functor([shards = st.shards](const caf::error& reason) {
     for (auto& s : *shards)
-      caf::anon_send(s, atom::ended_v, reason);
+      if (s)
+        caf::anon_send(s, atom::ended_v, reason);
   });
   self->scheduled_send(self, st.last_traffic + heartbeat, atom::heartbeat_v);
   return {

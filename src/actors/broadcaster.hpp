@@ -44,13 +44,13 @@ struct shard_state {
 
 /// The broadcaster's state.
 struct broadcaster_state {
-  /// The fan-out's parts; shared with what ends them when the broadcaster
-  /// ends, after this state is gone.
+  /// The fan-out's parts (an empty place where a shard ended); shared with
+  /// what ends them when the broadcaster ends, after this state is gone.
   std::shared_ptr<std::vector<shard_actor>> shards
       = std::make_shared<std::vector<shard_actor>>();
   /// Subscribers in each shard.
   std::vector<size_t> fill;
-  /// Shards with room; the last one takes the next subscriber.
+  /// Places with room; the last one takes the next subscriber.
   std::vector<size_t> open;
   /// The shard of each subscriber.
   std::unordered_map<caf::actor_addr, size_t> index;
@@ -71,7 +71,9 @@ struct broadcaster_state {
 /// timer serves every connection: all of them see the same live traffic.
 ///
 /// The subscribers are kept in shards of up to `subscribers_per_shard`,
-/// which the broadcaster spawns as they are needed. An update goes to each
+/// which the broadcaster spawns as they are needed (linked, and hidden: not
+/// counted among the running actors) and ends when their last subscriber
+/// has left. An update goes to each
 /// shard with subscribers, and the shard forwards it to its own: a fan-out
 /// is then a few jobs in the scheduler's shared queue, one per shard, each
 /// of which makes its receivers' mailbox elements, enqueues them and runs

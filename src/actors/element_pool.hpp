@@ -9,12 +9,13 @@
 
 namespace btcstream {
 
-/// Mailbox elements for one sender's fan-out, recycled instead of allocated
-/// per receiver. CAF allocates a mailbox element for every message sent;
-/// in a fan-out the broadcaster's thread allocates 10,000 of them and the
-/// other worker frees most of them, and with two workers glibc's malloc
-/// and free for those was the largest part of the actor side's CPU
-/// (docs/performance.md, issue 14). An element from here goes back, when
+/// Mailbox elements for a fan-out, recycled instead of allocated per
+/// receiver. CAF allocates a mailbox element for every message sent; when
+/// one thread made a fan-out's 10,000 of them and the other worker freed
+/// most of them, glibc's malloc and free for those were the largest part of
+/// the actor side's CPU (docs/performance.md, issue 14). The broadcaster's
+/// shards use their thread's pool (of_this_thread), and their receivers
+/// mostly release on that thread too. An element from here goes back, when
 /// its receiver is done with it, to its receiver's thread, which reuses it
 /// for a pool on that thread or hands it on, 256 at a time, to one
 /// process-wide stack (one compare-and-swap per list), from which the

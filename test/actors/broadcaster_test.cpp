@@ -198,3 +198,33 @@ TEST_CASE("beyond one shard: every subscriber gets every update once and in "
     CHECK_EQ(logs[i]->ended[0].second, logs[i]->ids.size());
   }
 }
+
+TEST_CASE("a shard whose last subscriber left ends, the next subscriber gets "
+          "a new one, and shards are not counted among the running actors") {
+  broadcaster_fixture f;
+  auto* impl
+      = dynamic_cast<broadcaster_actor::stateful_pointer<broadcaster_state>>(
+          caf::actor_cast<caf::abstract_actor*>(f.b));
+  REQUIRE(impl != nullptr);
+  auto& shards = *impl->state.shards;
+  auto running = f.sys->registry().running();
+  auto a = std::make_shared<received>();
+  auto ca = f.subscribe(a).first;
+  CHECK_EQ(f.sys->registry().running(), running + 1); // the connection only
+  REQUIRE_EQ(shards.size(), 1u);
+  REQUIRE(shards[0]);
+  caf::actor_addr first = shards[0].address(); // weak: does not keep it
+  caf::anon_send_exit(ca, caf::exit_reason::user_shutdown);
+  f.run();
+  CHECK_FALSE(shards[0]);
+  CHECK_FALSE(caf::actor_cast<caf::strong_actor_ptr>(first)); // gone
+  auto b = std::make_shared<received>();
+  f.subscribe(b);
+  REQUIRE_EQ(shards.size(), 1u); // the same place, a new shard
+  REQUIRE(shards[0]);
+  CHECK(shards[0].address() != first);
+  f.publish(0);
+  CHECK(a->ids.empty());
+  CHECK_EQ(b->ids.size(), 1u);
+  CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), 1u); // still there
+}

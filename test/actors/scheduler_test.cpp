@@ -410,7 +410,10 @@ TEST_CASE("the actors a fan-out wakes through run_woken_here run on its "
   auto elsewhere = std::make_shared<std::atomic<int>>(0);
   std::vector<caf::actor> targets;
   for (int i = 0; i < receivers; ++i)
-    targets.push_back(s.sys->spawn(woken_receiver, ran, elsewhere));
+    // Lazily: a receiver waits for its first message from the start, as a
+    // connection actor does; one still being launched would not be woken.
+    targets.push_back(
+        s.sys->spawn<caf::lazy_init>(woken_receiver, ran, elsewhere));
   // Replies with how many receivers had run when run_all returned.
   auto source = s.sys->spawn(
       [](caf::event_based_actor* src,
