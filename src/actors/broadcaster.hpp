@@ -73,14 +73,14 @@ struct broadcaster_state {
 /// The subscribers are kept in shards of up to `subscribers_per_shard`,
 /// which the broadcaster spawns as they are needed (linked, and hidden: not
 /// counted among the running actors) and ends when their last subscriber
-/// has left. An update goes to each
-/// shard with subscribers, and the shard forwards it to its own: a fan-out
-/// is then a few jobs in the scheduler's shared queue, one per shard, each
-/// of which makes its receivers' mailbox elements, enqueues them and runs
-/// the receivers on one worker (run_woken_here), and any idle worker takes
-/// the next shard (docs/performance.md, issue 14). A connection stays in
-/// its shard for its life, and each shard forwards in order, so every
-/// subscriber gets the updates in the order they were published.
+/// has left. An update goes to each shard with subscribers, and the shard
+/// forwards it to its own: a fan-out is then a few jobs in the scheduler's
+/// shared queue, one per shard, each of which makes its receivers' mailbox
+/// elements, enqueues them and runs the receivers on one worker
+/// (run_woken_here), and any idle worker takes the next shard
+/// (docs/performance.md, issue 14). A connection stays in its shard for its
+/// life, and each shard forwards in order, so every subscriber gets the
+/// updates in the order they were published.
 /// @param heartbeat the silence before a heartbeat (> 0).
 /// @param stats the metrics (event_fanout_seconds).
 broadcaster_actor::behavior_type
