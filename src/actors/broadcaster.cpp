@@ -33,7 +33,7 @@ void send_to_all(caf::local_actor* self,
     send(self->context());
     return;
   }
-  run_woken_here woken{self->context()};
+  run_woken_here woken{self->context(), subs.size()};
   send(&woken);
   woken.run_all();
 }

@@ -272,8 +272,10 @@ bool on_scheduler_worker() noexcept {
   return current_worker != nullptr;
 }
 
-run_woken_here::run_woken_here(caf::execution_unit* host)
-    : caf::execution_unit(&host->system()), host_(host) {}
+run_woken_here::run_woken_here(caf::execution_unit* host, size_t expected)
+    : caf::execution_unit(&host->system()), host_(host) {
+  woken_.reserve(expected);
+}
 
 run_woken_here::~run_woken_here() {
   // Not run (the fan-out threw): to the queue, for any worker.

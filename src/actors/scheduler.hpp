@@ -55,7 +55,9 @@ bool on_scheduler_worker() noexcept;
 /// Only on a worker thread (`on_scheduler_worker()`), whose unit is `host`.
 class run_woken_here final : public caf::execution_unit {
 public:
-  explicit run_woken_here(caf::execution_unit* host);
+  /// @param expected how many the fan-out may wake (its receivers): room
+  /// is made for them at once.
+  run_woken_here(caf::execution_unit* host, size_t expected);
   run_woken_here(const run_woken_here&) = delete;
   run_woken_here& operator=(const run_woken_here&) = delete;
   /// Queues what was not run (if the fan-out threw) for any worker.

@@ -57,6 +57,15 @@ struct broadcaster_fixture : fixture {
     return {c, *upto};
   }
 
+  /// The broadcaster's state, read between steps.
+  broadcaster_state& state() {
+    auto* impl
+        = dynamic_cast<broadcaster_actor::stateful_pointer<broadcaster_state>>(
+            caf::actor_cast<caf::abstract_actor*>(b));
+    REQUIRE(impl != nullptr);
+    return impl->state;
+  }
+
   void publish(int64_t offset_ms) {
     auto u = make_update(offset_ms, 1);
     caf::anon_send(b, atom::publish_v, stored{u, encode_update(u), 0, nullptr});
@@ -167,6 +176,9 @@ TEST_CASE("beyond one shard: every subscriber gets every update once and in "
   for (int i = 0; i < 5; ++i) // into their places, and one more
     add();
   CHECK_EQ(ask<uint64_t>(f, f.b, atom::ping_v), first + 1);
+  // The first three into the first shard's places, the others after them.
+  CHECK_EQ(f.state().fill, std::vector<size_t>{subscribers_per_shard,
+                                               subscribers_per_shard, 6});
   f.publish(5000);
   f.publish(10000);
   const std::vector<uint64_t> all{uint64_t(start_ms), uint64_t(start_ms + 5000),
@@ -202,11 +214,7 @@ TEST_CASE("beyond one shard: every subscriber gets every update once and in "
 TEST_CASE("a shard whose last subscriber left ends, the next subscriber gets "
           "a new one, and shards are not counted among the running actors") {
   broadcaster_fixture f;
-  auto* impl
-      = dynamic_cast<broadcaster_actor::stateful_pointer<broadcaster_state>>(
-          caf::actor_cast<caf::abstract_actor*>(f.b));
-  REQUIRE(impl != nullptr);
-  auto& shards = *impl->state.shards;
+  auto& shards = *f.state().shards;
   auto running = f.sys->registry().running();
   auto a = std::make_shared<received>();
   auto ca = f.subscribe(a).first;

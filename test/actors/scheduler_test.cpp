@@ -420,7 +420,7 @@ TEST_CASE("the actors a fan-out wakes through run_woken_here run on its "
          std::vector<caf::actor> to) -> caf::behavior {
         return {[src, to](int) -> int {
           CHECK(on_scheduler_worker());
-          run_woken_here woken{src->context()};
+          run_woken_here woken{src->context(), to.size()};
           for (auto& t : to)
             caf::actor_cast<caf::abstract_actor*>(t)->enqueue(
                 caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
