@@ -10,6 +10,9 @@ starts everything it needs on loopback and stops it again.
     test/bench/compare.py limit               # one process at --max-clients
     test/bench/compare.py sweep               # thread settings of btcstream
     test/bench/compare.py cores               # issue 14's ratios, medians of 3
+    test/bench/compare.py scale               # issue 14's table: thread
+                                              # settings, floor, nchan; with
+                                              # --server-cpus / --load-cpus
     test/bench/compare.py soak                # 10 min at the limit, 1 %/min
                                               # churn: RSS and fd slopes
     test/bench/compare.py cluster             # 3 nodes (cluster mode,
@@ -46,6 +49,59 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TICK = "/index/cc/v1/latest/tick?market=ccix&instruments=BTC-USD"
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 FD_LIMIT = 20000  # the per-process open-files hard cap here
+
+# --server-cpus / --load-cpus: the CPUs each side's processes may run on
+# (None: wherever the kernel puts them). The servers (btcstream, the floor,
+# nginx and its workers, cluster nodes) are "server"; sse_load, the fake
+# upstream and nchan's publisher are "load". Set once by main().
+PINNING = {"server": None, "load": None}
+
+
+def parse_cpus(text):
+    """'0-7' or '0,2,4-5' -> a sorted list of CPU numbers; ValueError with
+    the reason for anything else, or for a CPU this process cannot use."""
+    cpus = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ValueError("%r: want CPU numbers and ranges, as 0-7 or "
+                             "0,2,4-5" % text)
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ValueError("%r: range %d-%d runs backwards" % (text, lo, hi))
+        cpus.update(range(lo, hi + 1))
+    missing = sorted(cpus - os.sched_getaffinity(0))
+    if missing:
+        raise ValueError("%r: CPU %s not available here (this process may "
+                         "use %s)" % (text, ",".join(map(str, missing)),
+                                      cpu_list(os.sched_getaffinity(0))))
+    return sorted(cpus)
+
+
+def cpu_list(cpus):
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def pinned(role):
+    """Popen keyword arguments that start a process of `role` ("server" or
+    "load") on its CPUs: its children (nginx's workers) inherit them."""
+    cpus = PINNING[role]
+    if not cpus:
+        return {}
+    return {"preexec_fn": lambda: os.sched_setaffinity(0, cpus)}
+
+
+def check_pinned(pids, role):
+    """Raises unless every pid runs where `role` is pinned: a benchmark that
+    says it pinned must have."""
+    want = PINNING[role]
+    if not want:
+        return
+    for pid in pids:
+        got = os.sched_getaffinity(pid)
+        if got != set(want):
+            raise RuntimeError("pid %d (%s) may run on CPUs %s, not %s"
+                               % (pid, role, cpu_list(got), cpu_list(want)))
 
 # (JSON key of sse_load, column title, format)
 COLUMNS = [
@@ -127,10 +183,11 @@ class Procs:
         self.work = work
         self.procs = []
 
-    def start(self, name, argv, **kw):
+    def start(self, name, argv, role="server", **kw):
         out = open(os.path.join(self.work, name + ".log"), "wb")
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, cwd=ROOT, **kw)
+                             stdin=subprocess.DEVNULL, cwd=ROOT,
+                             **pinned(role), **kw)
         self.procs.append((name, p))
         return p
 
@@ -154,7 +211,7 @@ class Upstream:
         self.port = free_port()
         procs.start("upstream", [sys.executable,
                                  "test/integration/fake_upstream.py",
-                                 "--port", str(self.port)])
+                                 "--port", str(self.port)], role="load")
         url = self.url
         deadline = time.monotonic() + 10
         while http_get(url)[0] != 200:
@@ -238,7 +295,8 @@ class Nchan:
         procs.start("publisher", [
             sys.executable, "test/bench/nchan/publisher.py",
             "--upstream", upstream.url, "--interval", str(seconds),
-            "--publish", "http://127.0.0.1:%d/pub" % self.port])
+            "--publish", "http://127.0.0.1:%d/pub" % self.port],
+            role="load")
         if not first_event(self.port, self.path, 20):
             raise RuntimeError("nchan streams nothing (%s)" % work)
 
@@ -294,7 +352,9 @@ def run_load(work, server, clients, events, processes=1, rate=2000,
         argv += list(extra)
         out = open(os.path.join(work, "sse_load.%d.out" % i), "w+")
         runs.append((subprocess.Popen(argv, stdout=out,
-                                      stderr=subprocess.STDOUT), out))
+                                      stderr=subprocess.STDOUT,
+                                      **pinned("load")), out))
+        check_pinned([runs[-1][0].pid], "load")
     probes = []
     if probe:
         # Once every process is connected: the probe (health, metrics)
@@ -497,7 +557,8 @@ class Node:
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out,
                                          stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=ROOT)
+                                         stdin=subprocess.DEVNULL, cwd=ROOT,
+                                         **pinned("server"))
         self.admin_port = None
         deadline = time.monotonic() + timeout
         while self.admin_port is None:
@@ -903,7 +964,8 @@ class Bench:
 
     def server(self, kind, procs, upstream, interval, args=()):
         if kind == "nchan":
-            return Nchan(procs, upstream, interval)
+            return Nchan(procs, upstream, interval,
+                         workers=self.args.nchan_workers)
         if kind == "floor":
             return Floor(procs, interval, args)
         return Btcstream(procs, upstream, interval, self.args.btcstream,
@@ -917,6 +979,7 @@ class Bench:
         try:
             up = Upstream(procs)
             srv = self.server(kind, procs, up, interval, args)
+            check_pinned(srv.pids(), "server")
             log("compare: %s: %s on :%d, %d clients" % (label, kind,
                                                          srv.port, clients))
             pace = self.args.pace_ms
@@ -1008,7 +1071,7 @@ class Bench:
                 "100000", "--duration", str(2 * secs + 60),
                 "--ready-file", os.path.join(work, "steady.ready")],
                 stdout=open(os.path.join(work, "steady.out"), "w"),
-                stderr=subprocess.STDOUT)
+                stderr=subprocess.STDOUT, **pinned("load"))
             while not os.path.exists(os.path.join(work, "steady.ready")):
                 if steady.poll() is not None:
                     raise RuntimeError("the steady clients ended early")
@@ -1408,22 +1471,8 @@ class Bench:
                 ("floor 2 threads", "floor", ("--threads", "2")),
                 ("floor, write(2)", "floor", ("--syscall", "write")),
                 ("nchan", "nchan", ())]
-        got = {label: [] for label, _, _ in runs}
-        for rnd in range(self.args.rounds):
-            for label, kind, args in runs:
-                got[label].append(self.one("cores/%s/%d" % (label, rnd),
-                                           kind, n, ev, args=args))
-        keys = ("server_us_per_event", "server_sys_us_per_event",
-                "latency_ms_p50", "latency_ms_p99", "fanout_ms_p50",
-                "server_bytes_per_client", "server_sleeps_per_event",
-                "server_preemptions_per_event", "client_sleeps_per_event")
-        med = {}
-        for label, rs in got.items():
-            med[label] = {k: statistics.median(r[k] for r in rs)
-                          for k in keys if all(k in r for r in rs)}
-            for k in ("events_missing", "order_duplicates",
-                      "order_out_of_order", "errors_dropped"):
-                med[label][k] = sum(r.get(k, 0) for r in rs)
+        got = self.interleaved("cores", runs, n, ev)
+        med = medians(got)
         pace = self.args.pace_ms
         table("cores: %d clients, 1 update/s, %d updates, median of %d%s" % (
             n, ev, self.args.rounds,
@@ -1495,6 +1544,67 @@ class Bench:
         out["per_round"] = per_round
         self.results["cores/medians"] = med
         self.results["cores/ratios"] = out
+
+    def interleaved(self, scenario, runs, clients, events):
+        """Each of runs (label, kind, args) once per round, in turn, so that
+        the machine's drift meets them all alike: {label: [result, ...]}."""
+        got = {label: [] for label, _, _ in runs}
+        for rnd in range(self.args.rounds):
+            for label, kind, args in runs:
+                got[label].append(self.one("%s/%s/%d" % (scenario, label, rnd),
+                                           kind, clients, events, args=args))
+        return got
+
+    def scale(self):
+        """The issue 14 table (docs/performance.md, "Scaling with cores"):
+        btcstream at each --thread-settings, the floor with --floor-threads
+        and nchan with --nchan-workers, interleaved, medians of --rounds;
+        CPU per event also as a multiple of the first setting's. On a big
+        machine, with --server-cpus and --load-cpus apart, it reruns the
+        16-core measurement that the issue started from."""
+        n, ev = self.args.clients, self.args.sweep_events
+        runs = []
+        for io, actors in self.args.thread_settings:
+            runs.append(("btcstream io %d actor %d" % (io, actors),
+                         "btcstream", ("--io-threads", str(io),
+                                       "--actor-threads", str(actors))))
+        floor_threads = self.args.floor_threads
+        runs.append(("floor %d threads" % floor_threads, "floor",
+                     ("--threads", str(floor_threads))))
+        runs.append(("nchan %d workers" % self.args.nchan_workers, "nchan",
+                     ()))
+        got = self.interleaved("scale", runs, n, ev)
+        med = medians(got)
+        where = "" if not PINNING["server"] else \
+            ", server on CPUs %s, load on %s" % (
+                cpu_list(PINNING["server"]),
+                cpu_list(PINNING["load"] or os.sched_getaffinity(0)))
+        table("scale: %d clients, 1 update/s, %d updates, median of %d%s" % (
+            n, ev, self.args.rounds, where), list(med.items()))
+        cpu = "server_us_per_event"
+        first = med[runs[0][0]].get(cpu)
+        for label, m in med.items():
+            if first and m.get(cpu):
+                print("scale: %-26s CPU per event %.2f us, %.3f x %s" % (
+                    label, m[cpu], m[cpu] / first, runs[0][0]))
+        self.results["scale/medians"] = med
+
+
+def medians(got):
+    """{label: [result, ...]} -> {label: the medians of the numbers compared
+    across runs, and the sums of what must stay 0}."""
+    keys = ("server_us_per_event", "server_sys_us_per_event",
+            "latency_ms_p50", "latency_ms_p99", "fanout_ms_p50",
+            "server_bytes_per_client", "server_sleeps_per_event",
+            "server_preemptions_per_event", "client_sleeps_per_event")
+    med = {}
+    for label, rs in got.items():
+        med[label] = {k: statistics.median(r[k] for r in rs)
+                      for k in keys if all(k in r for r in rs)}
+        for k in ("events_missing", "order_duplicates",
+                  "order_out_of_order", "errors_dropped"):
+            med[label][k] = sum(r.get(k, 0) for r in rs)
+    return med
 
 
 def stall_report(rows):
@@ -1579,11 +1689,31 @@ def rss_kb(pids):
     return total
 
 
+def cpus_arg(text):
+    try:
+        return parse_cpus(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def thread_settings(text):
+    """'1/1,2/2' -> [(1, 1), (2, 2)]: btcstream's --io-threads and
+    --actor-threads, each 1 to 64."""
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)/(\d+)\s*", part)
+        if not m or not all(1 <= int(g) <= 64 for g in m.groups()):
+            raise argparse.ArgumentTypeError(
+                "%r: want IO/ACTOR thread counts (1 to 64) as 1/1,2/2" % text)
+        out.append((int(m.group(1)), int(m.group(2))))
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenario", nargs="+", choices=[
         "fanout", "stalled", "burst", "churn", "limit", "sweep", "soak",
-        "cluster", "rolling", "cores", "all"])
+        "cluster", "rolling", "cores", "scale", "all"])
     p.add_argument("--servers", default="btcstream,nchan,floor",
                    help="of btcstream, nchan, floor (fanout, stalled, burst, "
                    "churn)")
@@ -1613,12 +1743,38 @@ def main():
                    "(fanout, stalled, burst, sweep, cores): the load "
                    "client polls every MS instead of waiting for the "
                    "server's writes, which then never pay for waking it")
+    p.add_argument("--thread-settings", type=thread_settings,
+                   default=thread_settings("1/1,2/1,2/2"),
+                   help="scale: btcstream's IO/ACTOR thread settings, as "
+                   "1/1,2/2,4/4")
+    p.add_argument("--floor-threads", type=int, default=None,
+                   help="scale: the floor's threads (default: the server's "
+                   "CPUs)")
+    p.add_argument("--nchan-workers", type=int, default=2,
+                   help="nginx worker processes for nchan (cores, scale, "
+                   "fanout...; cluster runs 3)")
+    p.add_argument("--server-cpus", type=cpus_arg, default=None,
+                   help="pin the servers to these CPUs, as 0-7 (every "
+                   "scenario)")
+    p.add_argument("--load-cpus", type=cpus_arg, default=None,
+                   help="pin sse_load, the fake upstream and nchan's "
+                   "publisher to these CPUs, as 8-15")
     p.add_argument("--btcstream", default=os.path.join(ROOT,
                                                        "build/btcstream"))
     p.add_argument("--btcstream-args", default="",
                    help="extra flags for every btcstream run")
     p.add_argument("--out", help="also write the JSON result here")
     args = p.parse_args()
+    if args.floor_threads is None:
+        args.floor_threads = len(args.server_cpus or
+                                 os.sched_getaffinity(0))
+    if not 1 <= args.floor_threads <= 64 or not 1 <= args.nchan_workers <= 64:
+        p.error("--floor-threads and --nchan-workers: 1 to 64")
+    PINNING["server"], PINNING["load"] = args.server_cpus, args.load_cpus
+    if args.server_cpus and args.load_cpus and \
+            set(args.server_cpus) & set(args.load_cpus):
+        log("compare: --server-cpus and --load-cpus share CPUs %s" %
+            cpu_list(set(args.server_cpus) & set(args.load_cpus)))
     todo = args.scenario
     if "all" in todo:
         todo = ["fanout", "stalled", "burst", "churn", "limit", "sweep"]
