@@ -53,7 +53,9 @@ FD_LIMIT = 20000  # the per-process open-files hard cap here
 # --server-cpus / --load-cpus: the CPUs each side's processes may run on
 # (None: wherever the kernel puts them). The servers (btcstream, the floor,
 # nginx and its workers, cluster nodes) are "server"; sse_load, the fake
-# upstream and nchan's publisher are "load". Set once by main().
+# upstream and nchan's publisher are "load". Redis and HAProxy (cluster,
+# rolling) are started by test/integration's helpers and not pinned. Set
+# once by main().
 PINNING = {"server": None, "load": None}
 
 
@@ -1569,7 +1571,8 @@ class Bench:
                          "btcstream", ("--io-threads", str(io),
                                        "--actor-threads", str(actors))))
         floor_threads = self.args.floor_threads
-        runs.append(("floor %d threads" % floor_threads, "floor",
+        runs.append(("floor, %d thread%s" % (
+            floor_threads, "" if floor_threads == 1 else "s"), "floor",
                      ("--threads", str(floor_threads))))
         runs.append(("nchan %d workers" % self.args.nchan_workers, "nchan",
                      ()))
@@ -1754,8 +1757,8 @@ def main():
                    help="nginx worker processes for nchan (cores, scale, "
                    "fanout...; cluster runs 3)")
     p.add_argument("--server-cpus", type=cpus_arg, default=None,
-                   help="pin the servers to these CPUs, as 0-7 (every "
-                   "scenario)")
+                   help="pin the servers to these CPUs, as 0-7 (not "
+                   "Redis or HAProxy)")
     p.add_argument("--load-cpus", type=cpus_arg, default=None,
                    help="pin sse_load, the fake upstream and nchan's "
                    "publisher to these CPUs, as 8-15")
