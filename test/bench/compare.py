@@ -1751,8 +1751,8 @@ def main():
                    help="scale: btcstream's IO/ACTOR thread settings, as "
                    "1/1,2/2,4/4")
     p.add_argument("--floor-threads", type=int, default=None,
-                   help="scale: the floor's threads (default: the server's "
-                   "CPUs)")
+                   help="scale: the floor's threads (default: one per "
+                   "--server-cpus, or per CPU when not pinned)")
     p.add_argument("--nchan-workers", type=int, default=2,
                    help="nginx worker processes for nchan (cores, scale, "
                    "fanout...; cluster runs 3)")
