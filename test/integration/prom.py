@@ -22,6 +22,7 @@ import time
 import urllib.parse
 import urllib.request
 
+import tools
 from client import http_request
 
 SAMPLE_RE = re.compile(
@@ -156,20 +157,12 @@ def scrape(port, timeout=5.0):
 
 # -- the Prometheus binaries -------------------------------------------------
 
-def _tool(name):
-    path = shutil.which(name)
-    if path is None and os.environ.get("BTCSTREAM_CI") == "1":
-        # CI never skips: a missing tool makes the tests fail instead.
-        return "/usr/bin/" + name
-    return path
-
-
 def promtool():
-    return _tool("promtool")
+    return tools.find("promtool")
 
 
 def prometheus():
-    return _tool("prometheus")
+    return tools.find("prometheus")
 
 
 MISSING = ("the Debian package `prometheus` is not installed (promtool and "

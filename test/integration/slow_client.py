@@ -21,13 +21,14 @@ import tempfile
 import threading
 import time
 
+import tools
 from client import RawConnection, http_request
 
 MISSING = "slowhttptest not installed (scripts/deps --test installs it)"
 
 
 def slowhttptest():
-    return shutil.which("slowhttptest")
+    return tools.find("slowhttptest")
 
 
 class SlowHttpTest:

@@ -20,6 +20,7 @@ import time
 import unittest
 
 import prom
+import tools
 from case import ServiceCase, timestamp_ms
 from client import RawConnection, StreamClosed, build_request
 from test_limits import TCP_ESTABLISHED, server_side_state
@@ -609,7 +610,7 @@ class UpstreamMetricsTest(MetricsCase):
         self.assertLess(grown, 1.6)
         self.assertEqual(self.outcomes(s2), expected)
 
-    @unittest.skipIf(shutil.which("openssl") is None,
+    @unittest.skipIf(tools.find("openssl") is None,
                      "the openssl command is not installed")
     def test_tls_failures_are_tls_error(self):
         from test_tls import make_ca, make_server_cert, server_context

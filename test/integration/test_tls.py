@@ -16,9 +16,10 @@ import tempfile
 import time
 import unittest
 
+import tools
 from case import ServiceCase
 
-OPENSSL = shutil.which("openssl")
+OPENSSL = tools.find("openssl")
 
 
 def _openssl(*args, cwd):
