@@ -1,9 +1,7 @@
 // (e) Redis replies: raw bytes through hiredis's redisReader (as
 // redis_connection::on_read feeds it), each reply converted into our
-// redis_value, then through every decoder of log_codec.
-//
-// `convert` below is a copy of the one in src/cluster/redis_connection.cpp
-// (file-local there, next to the socket code); keep the two alike.
+// redis_value, then through every decoder of log_codec. The reader and the
+// conversion are redis_connection's own (cluster/redis_reply.hpp).
 //
 // Invariants: decoded entries have an id > 0, a finite price > 0 and
 // prev < id; a read's last_id is >= every entry id; entries + malformed
