@@ -139,3 +139,24 @@ redis = {
 }
 for k, v in redis.items():
     write("fuzz_redis", k, v)
+
+# (f) fuzz_state: state files as the service writes them, and as a disk or a
+# hand may leave them. Header: flags (BTC-USD), now, ttl (1 h), max_entries.
+state_header = struct.pack("<BQIH", 0, 1764182800000, 3600000 - 1, 721)
+good = ('{"format":"btcstream-state","version":1,"instrument":"BTC-USD",'
+        '"updates":[{"id":1764182717123,"ts":1764182717123,"price":97123.45},'
+        '{"id":1764182722124,"ts":1764182722124,"price":97130.1}]}\n')
+state = {
+    "good": good,
+    "empty": '{"format":"btcstream-state","version":1,"instrument":"BTC-USD","updates":[]}\n',
+    "expired-one": good.replace("1764182717123,\"ts\":1764182717123", "1764179000000,\"ts\":1764179000000"),
+    "truncated": good[:97],
+    "other-instrument": good.replace("BTC-USD", "ETH-USD"),
+    "version-2": good.replace('"version":1', '"version":2'),
+    "out-of-order": good.replace("1764182722124,\"ts\"", "1764182700000,\"ts\""),
+    "bad-price": good.replace("97130.1", "-0.0"),
+    "string-id": good.replace('"id":1764182717123', '"id":"1764182717123"'),
+    "not-json": "btcstream-state v1\n",
+}
+for k, v in state.items():
+    write("fuzz_state", k, state_header + v.encode())

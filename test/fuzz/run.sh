@@ -21,7 +21,7 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 fi
 build=$1
 seconds=${2:-30}
-targets=${FUZZ_TARGETS:-"fuzz_request fuzz_coindesk fuzz_sse fuzz_units fuzz_redis"}
+targets=${FUZZ_TARGETS:-"fuzz_request fuzz_coindesk fuzz_sse fuzz_units fuzz_redis fuzz_state"}
 
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang-14 CXX=clang++-14 meson setup "$build" -Dfuzz=true \
@@ -31,7 +31,10 @@ elif ! meson introspect "$build" --buildoptions \
   echo "test/fuzz/run.sh: $build is not configured with -Dfuzz=true" >&2
   exit 2
 fi
-# Only the fuzz targets: the rest of the project is not needed here.
+# Regenerates first when a meson.build changed, so that a target added since
+# the setup is known; then only the fuzz targets: the rest of the project is
+# not needed here.
+ninja -C "$build" build.ninja >/dev/null
 meson compile -C "$build" $targets
 [ "$build_only" -eq 1 ] && exit 0
 
