@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -110,16 +111,34 @@ std::string write_file_atomically(const std::string& path,
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    auto why = errno_text();
+  // Closed whatever the sync says: no descriptor left behind.
+  std::string why;
+  if (::fsync(fd) != 0)
+    why = errno_text();
+  if (::close(fd) != 0 && why.empty())
+    why = errno_text();
+  if (!why.empty()) {
     ::unlink(tmp.c_str());
     return "cannot sync '" + tmp + "': " + why;
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    auto why = errno_text();
+    why = errno_text();
     ::unlink(tmp.c_str());
     return "cannot rename '" + tmp + "' to '" + path + "': " + why;
   }
+  // The rename is an entry of the directory: synced too, or a power loss
+  // right after a clean stop could leave the old file (or none).
+  auto dir = std::filesystem::path{path}.parent_path();
+  if (dir.empty())
+    dir = ".";
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0 || ::fsync(dir_fd) != 0)
+    why = errno_text();
+  if (dir_fd >= 0)
+    ::close(dir_fd);
+  if (!why.empty())
+    return "'" + path + "' written, but cannot sync its directory '"
+           + dir.string() + "': " + why;
   return {};
 }
 

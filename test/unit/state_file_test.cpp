@@ -99,3 +99,19 @@ TEST_CASE("files are written atomically and read back; a missing one says "
   CHECK(!write_file_atomically((dir / "no" / "such").string(), "x").empty());
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a state file named without a directory is written in the "
+          "current one") {
+  auto dir = std::filesystem::temp_directory_path()
+             / ("btcstream-state-cwd-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto before = std::filesystem::current_path();
+  std::filesystem::current_path(dir);
+  CHECK(write_file_atomically("state.json", "three").empty());
+  std::filesystem::current_path(before);
+  std::string text;
+  bool missing = false;
+  CHECK(read_file((dir / "state.json").string(), text, missing).empty());
+  CHECK(text == "three");
+  std::filesystem::remove_all(dir);
+}
