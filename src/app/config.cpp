@@ -100,16 +100,21 @@ std::optional<std::string> get(const po::variables_map& vm, const char* k) {
   return std::nullopt;
 }
 
+/// The longest duration a flag takes: a year. Timers and CAF count
+/// nanoseconds in 64 bits (about 292 years), so a longer one would wrap into
+/// the past (every client dropped as stalled, say) instead of "never".
+constexpr milliseconds max_duration = std::chrono::hours{24 * 365};
+
 milliseconds duration_of(const po::variables_map& vm, const char* k,
                          milliseconds def, bool positive) {
   auto v = get(vm, k);
   if (!v)
     return def;
   auto d = parse_duration(*v);
-  if (!d || (positive && d->count() <= 0))
+  if (!d || (positive && d->count() <= 0) || *d > max_duration)
     throw bad_value{"--" + std::string{k} + ": invalid duration '" + *v
                     + "' (expected e.g. 250ms, 5s, 2min, 1h"
-                    + (positive ? ", above zero)" : ")")};
+                    + (positive ? ", above zero" : "") + ", at most 8760h)"};
   return *d;
 }
 
@@ -227,11 +232,23 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
   c.state_file = get(vm, "state-file").value_or("");
   c.interval = duration_of(vm, "interval", defaults::interval, true);
   c.history_ttl = duration_of(vm, "history-ttl", defaults::history_ttl, true);
+  // Both at most a year (duration_of): no overflow here.
   auto derived
       = static_cast<uint64_t>((c.history_ttl.count() + c.interval.count() - 1)
                               / c.interval.count())
         + 1;
-  c.history_max = count_of(vm, "history-max", derived, 1, 10'000'000);
+  constexpr uint64_t max_history = 10'000'000;
+  c.history_max = count_of(vm, "history-max", derived, 1, max_history);
+  // The buffer is allocated whole at start: a default that large is a
+  // mistake to report, not gigabytes to allocate.
+  if (c.history_max > max_history)
+    throw bad_value{
+        "--history-max: --history-ttl " + std::to_string(c.history_ttl.count())
+        + "ms at --interval " + std::to_string(c.interval.count()) + "ms needs "
+        + std::to_string(c.history_max) + " entries, over the maximum of "
+        + std::to_string(max_history)
+        + ": set --history-max, a shorter --history-ttl or a "
+          "longer --interval"};
   c.upstream_url = get(vm, "upstream-url").value_or(defaults::upstream_url);
   if (!parse_url(c.upstream_url))
     throw bad_value{"--upstream-url: not an http(s) URL: '" + c.upstream_url

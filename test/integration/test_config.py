@@ -33,6 +33,11 @@ BAD_VALUES = [
     ("--io-threads", "0"), ("--max-clients", "0"),
     ("--api-key-file", "/nonexistent"), ("--upstream-ca", "/nonexistent"),
     ("--actor-policy", "random"),
+    # Over a year: the timers count nanoseconds and would wrap.
+    ("--stall-timeout", "9999999h"), ("--heartbeat", "8761h"),
+    ("--max-stream-age", "9999999h"),
+    # A default --history-max over its maximum (25,920,001 entries).
+    ("--history-ttl", "720h --interval 100ms"),
 ]
 
 # One bad value per flag, given through the environment instead.
@@ -85,7 +90,7 @@ class BadValueTest(unittest.TestCase):
     def test_bad_flag_values_exit_2_naming_the_flag(self):
         for flag, value in BAD_VALUES:
             with self.subTest(flag=flag, value=value):
-                code, out, err = run(with_defaults([flag, value]))
+                code, out, err = run(with_defaults([flag] + value.split()))
                 self.assertEqual(code, 2, "%s %s -> exit %s; stderr %r"
                                  % (flag, value, code, err[-300:]))
                 self.assertIn(flag, err, "the message must name the flag")
