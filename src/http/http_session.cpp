@@ -166,14 +166,22 @@ void http_session::handle() {
   auto& req = parser_->get();
   auto version = req.version();
   auto keep_alive = req.keep_alive();
-  if (busy_) {
-    auto res = json_error(http::status::service_unavailable,
-                          "too many connections", version, false, ctx_->opts);
-    res.set(http::field::retry_after, "1");
-    respond(std::move(res));
-    return;
-  }
   auto t = parse_target(to_std(req.target()));
+  if (busy_) {
+    // One connection too many: a health probe is still answered (then the
+    // connection closes), so that a flood of idle connections does not get
+    // a healthy process restarted by its liveness probe; the rest gets 503.
+    if (!t || !is_probe(route_for(t->path))
+        || (req.method() != http::verb::get
+            && req.method() != http::verb::head)) {
+      auto res = json_error(http::status::service_unavailable,
+                            "too many connections", version, false, ctx_->opts);
+      res.set(http::field::retry_after, "1");
+      respond(std::move(res));
+      return;
+    }
+    keep_alive = false;
+  }
   if (!t) {
     respond(json_error(http::status::bad_request, "malformed request target",
                        version, keep_alive, ctx_->opts));

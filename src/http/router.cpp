@@ -22,6 +22,10 @@ route_kind route_for(std::string_view path) {
   return route_kind::static_file;
 }
 
+bool is_probe(route_kind k) {
+  return k == route_kind::healthz || k == route_kind::readyz;
+}
+
 bool admin_route(route_kind k) {
   return k == route_kind::metrics || k == route_kind::healthz
          || k == route_kind::readyz || k == route_kind::info;

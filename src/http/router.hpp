@@ -21,6 +21,10 @@ enum class route_kind {
 /// The route for a decoded path.
 route_kind route_for(std::string_view path);
 
+/// Whether a route is a health probe (/healthz, /readyz): answered even on
+/// a connection over --max-http-connections.
+bool is_probe(route_kind k);
+
 /// Whether a route is served on the admin listener (--admin-listen):
 /// metrics, health, readiness and info; everything else is 404 there.
 bool admin_route(route_kind k);

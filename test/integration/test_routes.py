@@ -419,7 +419,8 @@ class MaxHttpConnectionsTest(RouteCase):
         while True:
             conn = RawConnection(svc.port)
             self.addCleanup(conn.close)
-            conn.send(build_request("GET", "/healthz"))
+            # Not a probe: over the cap a probe is answered, then closed.
+            conn.send(build_request("GET", "/api/v1/info"))
             response = conn.read_body(conn.read_head())
             if response.status != 503 or time.monotonic() > deadline:
                 break
@@ -432,7 +433,7 @@ class MaxHttpConnectionsTest(RouteCase):
         conn = RawConnection(svc.port)
         self.addCleanup(conn.close)
         try:
-            conn.send(build_request("GET", "/healthz"))
+            conn.send(build_request("GET", "/api/v1/info"))
         except OSError:
             pass
         response = conn.read_body(conn.read_head())
@@ -463,6 +464,42 @@ class MaxHttpConnectionsTest(RouteCase):
                             "no slot after an idle connection closed")
             conn.close()
             time.sleep(0.1)
+
+    def test_probes_are_answered_beyond_the_cap_then_closed(self):
+        # A flood of idle connections must not fail a healthy process's
+        # liveness probe (and get it restarted with all its streams).
+        up = self.start_upstream()
+        svc = self.start_service(up, "--max-http-connections", "3")
+        for _ in range(3):
+            self.open_idle(svc)
+        for method, target in (("GET", "/healthz"), ("HEAD", "/healthz"),
+                               ("GET", "/readyz")):
+            with self.subTest(method=method, target=target):
+                conn = RawConnection(svc.port)
+                self.addCleanup(conn.close)
+                conn.send(build_request(method, target))
+                head = conn.read_head()
+                response = head if method == "HEAD" else conn.read_body(head)
+                if target == "/healthz":
+                    self.assertEqual(response.status, 200, repr(response))
+                else:  # ok, or starting before the first price: its own
+                    self.assertRegex(response.body.decode(),
+                                     r'"status":"(ok|starting)"')
+                self.assertEqual((response.header("Connection") or "").lower(),
+                                 "close", repr(response))
+                closed, _ = conn.drain_until_closed(2)
+                self.assertTrue(closed, "a probe over the cap is closed")
+        # Anything else, a probe's path with another method included: 503.
+        for method, target in (("GET", "/metrics"), ("GET", "/"),
+                               ("POST", "/healthz")):
+            with self.subTest(method=method, target=target):
+                conn = RawConnection(svc.port)
+                self.addCleanup(conn.close)
+                conn.send(build_request(method, target))
+                response = conn.read_body(conn.read_head())
+                self.assert_json_error(response, 503)
+                self.assertIn("too many connections",
+                              response.body.decode(), repr(response))
 
     def test_streams_do_not_count_against_the_cap(self):
         up = self.start_upstream()
