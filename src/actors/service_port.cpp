@@ -9,7 +9,8 @@ namespace btcstream {
 namespace {
 
 using latest_callback = std::function<void(std::optional<update>)>;
-using updates_callback = std::function<void(std::vector<update>)>;
+using updates_callback
+    = std::function<void(std::optional<std::vector<update>>)>;
 using health_callback = std::function<void(bool)>;
 using leader_callback = std::function<void(std::string)>;
 
@@ -37,7 +38,7 @@ void ask_updates(caf::event_based_actor* self, buffer_actor buf,
             done(std::move(us));
           },
           [done](caf::error&) {
-            done({});
+            done(std::nullopt);
           });
 }
 

@@ -21,9 +21,10 @@ struct service_port {
   virtual void latest(std::function<void(std::optional<update>)> done) = 0;
 
   /// Buffered updates with ts_ms >= since_ms (every one without), oldest
-  /// first. An empty vector also when the core does not answer.
-  virtual void updates(std::optional<int64_t> since_ms,
-                       std::function<void(std::vector<update>)> done)
+  /// first; nullopt when the core does not answer (not "no updates").
+  virtual void
+  updates(std::optional<int64_t> since_ms,
+          std::function<void(std::optional<std::vector<update>>)> done)
       = 0;
 
   /// A round trip through the fetcher, the buffer and the broadcaster:

@@ -265,11 +265,11 @@ void http_session::handle() {
                          keep_alive, opts));
       return;
     }
-    ctx_->services->updates(
-        since.since_ms,
-        reply_later<std::vector<update>>([rq](auto& opts, auto& updates) {
-          return prices_response(updates, rq, opts);
-        }));
+    ctx_->services->updates(since.since_ms,
+                            reply_later<std::optional<std::vector<update>>>(
+                                [rq](auto& opts, auto& updates) {
+                                  return prices_response(updates, rq, opts);
+                                }));
     return;
   }
   case route_kind::healthz:

@@ -41,9 +41,17 @@ string_response price_response(const std::optional<update>& latest,
   return json_answer(http::status::ok, update_json(*latest), rq, o);
 }
 
-string_response prices_response(const std::vector<update>& updates,
+string_response prices_response(const std::optional<std::vector<update>>& got,
                                 const rest_request& rq,
                                 const server_options& o) {
+  if (!got) {
+    auto res = json_error(http::status::service_unavailable,
+                          "the buffer did not answer in time", rq.version,
+                          rq.keep_alive, o);
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
+  const auto& updates = *got;
   std::string body = "[";
   for (size_t i = 0; i < updates.size(); ++i) {
     if (i > 0)

@@ -21,8 +21,9 @@ struct rest_request {
 string_response price_response(const std::optional<update>& latest,
                                const rest_request& rq, const server_options& o);
 
-/// /api/v1/prices: the buffered updates as a JSON array, oldest first.
-string_response prices_response(const std::vector<update>& updates,
+/// /api/v1/prices: the buffered updates as a JSON array, oldest first; 503
+/// when the core did not answer (nullopt), never an empty list for it.
+string_response prices_response(const std::optional<std::vector<update>>& got,
                                 const rest_request& rq,
                                 const server_options& o);
 

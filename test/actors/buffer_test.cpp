@@ -1,4 +1,5 @@
 #include "actors/buffer.hpp"
+#include "actors/service_port.hpp"
 
 #include "core/sse.hpp"
 #include "harness.hpp"
@@ -137,4 +138,34 @@ TEST_CASE("an update whose id does not increase is dropped, not stored") {
   f.publish(make_update(0, 3));    // older id
   CHECK_EQ(f.log->items.size(), 1u);
   CHECK_EQ(ask<uint64_t>(f, f.buf, atom::ping_v), 1u);
+}
+
+TEST_CASE("the service port tells an empty history from a buffer that does "
+          "not answer") {
+  buffer_fixture f{10, 1h};
+  auto port = make_service_port(*f.sys, {}, f.buf, {}, {}, 2s);
+  std::optional<std::optional<std::vector<update>>> got;
+  auto record = [&got](std::optional<std::vector<update>> us) {
+    got = std::move(us);
+  };
+  port->updates(std::nullopt, record);
+  f.run();
+  REQUIRE(got);
+  REQUIRE(*got); // answered: an empty list
+  CHECK((*got)->empty());
+  f.publish(make_update(0, 1));
+  got.reset();
+  port->updates(std::nullopt, record);
+  f.run();
+  REQUIRE(got);
+  REQUIRE(*got);
+  CHECK_EQ((*got)->size(), 1u);
+  // The buffer ends: the request fails, which is not "no updates".
+  caf::anon_send_exit(f.buf, caf::exit_reason::kill);
+  f.run();
+  got.reset();
+  port->updates(std::nullopt, record);
+  f.run();
+  REQUIRE(got);
+  CHECK_FALSE(*got);
 }

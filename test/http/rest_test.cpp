@@ -1,0 +1,28 @@
+// The REST answers' status and headers, without a socket.
+
+#include "http/rest.hpp"
+
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <vector>
+
+using namespace btcstream;
+
+TEST_CASE("prices: a list when the buffer answers, 503 when it does not") {
+  server_options o;
+  rest_request rq;
+  auto none = prices_response(std::vector<update>{}, rq, o);
+  CHECK(none.result() == http::status::ok);
+  CHECK(none.body() == "[]\n");
+  auto two = prices_response(
+      std::vector<update>{{1, 1000, 97000.5}, {2, 2000, 97001.0}}, rq, o);
+  CHECK(two.result() == http::status::ok);
+  CHECK(two.body().front() == '[');
+  CHECK(two.body().find("97001") != std::string::npos);
+  // The core did not answer in time: not "no updates".
+  auto failed = prices_response(std::nullopt, rq, o);
+  CHECK(failed.result() == http::status::service_unavailable);
+  CHECK(failed[http::field::retry_after] == "1");
+  CHECK(failed.body().find("did not answer") != std::string::npos);
+}
