@@ -292,7 +292,7 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
       vm, "max-http-connections", defaults::max_http_connections, 1, 1'000'000);
   c.shutdown_grace
       = duration_of(vm, "shutdown-grace", defaults::shutdown_grace, false);
-  if (c.shutdown_grace > std::chrono::seconds{4})
+  if (c.shutdown_grace > defaults::exit_within - std::chrono::seconds{1})
     throw bad_value{"--shutdown-grace: at most 4s (shutdown must end within "
                     "5 s)"};
   c.cors_origin = get(vm, "cors-origin").value_or(defaults::cors_origin);

@@ -21,6 +21,8 @@ inline constexpr auto stall_timeout = 60s;
 inline constexpr const char* cors_origin = "*";
 inline constexpr uint64_t max_http_connections = 512;
 inline constexpr auto shutdown_grace = 1s;
+/// From SIGTERM to the exit at most (--shutdown-grace is at most 1 s less).
+inline constexpr auto exit_within = 5s;
 inline constexpr unsigned io_threads = 2;
 inline constexpr unsigned actor_threads = 2;
 /// Descriptors kept in reserve below the open-files limit (upstream, Redis,

@@ -125,6 +125,23 @@ class ShutdownUnderLoadTest(ShutdownCase):
         self.assert_clean_chunked_end(reader)
         self.assert_exits_0(svc, started)
 
+    def test_the_longest_grace_with_a_client_that_never_reads(self):
+        # The grace counts from the signal, and the stalled stream's final
+        # chunk is waited for only up to the deadline: still within 5 s.
+        up = self.start_upstream()
+        svc = self.start_service(up, "--stall-timeout", "10min",
+                                 interval="10ms", grace="4s")
+        stalled = RawConnection(svc.port, rcvbuf=1024, mss=88)
+        self.addCleanup(stalled.close)
+        stalled.send(build_request("GET", "/stream"))
+        reader = self.open_ok_stream(svc)
+        self.read_frames(reader, 3)
+        time.sleep(2.0)  # the stalled client's socket fills
+        started = self.send_signal(svc, signal.SIGTERM)
+        self.read_to_end(reader, 5.0)
+        self.assert_clean_chunked_end(reader)
+        self.assert_exits_0(svc, started)
+
 
 if __name__ == "__main__":
     unittest.main()
