@@ -251,8 +251,8 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
           "longer --interval"};
   c.upstream_url = get(vm, "upstream-url").value_or(defaults::upstream_url);
   if (!parse_url(c.upstream_url))
-    throw bad_value{"--upstream-url: not an http(s) URL: '" + c.upstream_url
-                    + "'"};
+    throw bad_value{"--upstream-url: not an http(s) URL: '"
+                    + redact_url(c.upstream_url) + "'"};
   c.upstream_ca = get(vm, "upstream-ca").value_or("");
   // The key: flags, then BTCSTREAM_* variables, then COINDESK_API_KEY.
   // --api-key and --api-key-file from the same source are ambiguous.
@@ -408,7 +408,8 @@ std::string describe(const config& c) {
      << " state_file=" << (c.state_file.empty() ? "none" : c.state_file)
      << " interval=" << ms_text(c.interval)
      << " history_ttl=" << ms_text(c.history_ttl)
-     << " history_max=" << c.history_max << " upstream_url=" << c.upstream_url
+     << " history_max=" << c.history_max
+     << " upstream_url=" << redact_url(c.upstream_url)
      << " upstream_ca=" << (c.upstream_ca.empty() ? "system" : c.upstream_ca)
      << " api_key=" << (c.api_key.empty() ? "none" : "<redacted>")
      << " web_root=" << c.web_root << " heartbeat=" << ms_text(c.heartbeat)

@@ -128,4 +128,27 @@ std::optional<url> parse_url(std::string_view s) {
   return result;
 }
 
+std::string redact_url(std::string_view s) {
+  auto q = s.find('?');
+  if (q == std::string_view::npos)
+    return std::string{s};
+  std::string out{s.substr(0, q + 1)};
+  auto rest = s.substr(q + 1);
+  for (;;) {
+    auto amp = rest.find('&');
+    auto part = rest.substr(0, amp);
+    auto eq = part.find('=');
+    auto name = part.substr(0, eq);
+    bool secret = eq != std::string_view::npos && name.size() == 7;
+    for (size_t i = 0; secret && i < name.size(); ++i)
+      secret
+          = std::tolower(static_cast<unsigned char>(name[i])) == "api_key"[i];
+    out += secret ? std::string{name} + "=<redacted>" : std::string{part};
+    if (amp == std::string_view::npos)
+      return out;
+    out += '&';
+    rest = rest.substr(amp + 1);
+  }
+}
+
 } // namespace btcstream

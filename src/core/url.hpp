@@ -20,4 +20,8 @@ struct url {
 /// Parses `scheme://host[:port][/path][?query]`; no user info, no fragment.
 std::optional<url> parse_url(std::string_view s);
 
+/// `s` with the value of every `api_key` query parameter (CoinDesk's name
+/// for the key, in any case) shown as `<redacted>`: for logs and errors.
+std::string redact_url(std::string_view s);
+
 } // namespace btcstream

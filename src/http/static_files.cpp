@@ -73,10 +73,10 @@ std::string_view cache_control_for(const fs::path& file) {
 }
 
 std::string etag_for(const fs::path& file) {
-  std::error_code ec;
-  auto size = fs::file_size(file, ec);
-  auto mtime = fs::last_write_time(file, ec);
-  if (ec)
+  std::error_code size_ec, time_ec;
+  auto size = fs::file_size(file, size_ec);
+  auto mtime = fs::last_write_time(file, time_ec);
+  if (size_ec || time_ec)
     return {};
   // libstdc++'s file clock has its epoch in 2174: times are negative.
   auto ns = static_cast<uint64_t>(mtime.time_since_epoch().count());

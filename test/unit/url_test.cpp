@@ -171,3 +171,16 @@ TEST_CASE("a hand-built url with a bad target falls back to BTC-USD") {
   u.target = "/t?instruments=%zz";
   CHECK(u.instrument() == "BTC-USD");
 }
+
+TEST_CASE("an api_key in the query is redacted for logs, nothing else is") {
+  CHECK(redact_url("https://h/p?market=ccix&api_key=s3cret&x=1")
+        == "https://h/p?market=ccix&api_key=<redacted>&x=1");
+  CHECK(redact_url("https://h/p?API_KEY=s3cret")
+        == "https://h/p?API_KEY=<redacted>");
+  CHECK(redact_url("https://h/p?api_key=a&api_key=b")
+        == "https://h/p?api_key=<redacted>&api_key=<redacted>");
+  CHECK(redact_url("https://h/p?my_api_key=1&api_keys=2&api_key")
+        == "https://h/p?my_api_key=1&api_keys=2&api_key");
+  CHECK(redact_url("https://h/p") == "https://h/p");
+  CHECK(redact_url("https://h/p?") == "https://h/p?");
+}
