@@ -8,6 +8,7 @@
 //   no '@'); it reads
 //   back the same from its parts;
 // - Retry-After: delay-seconds are exact, a date counts down with `now`;
+// - redact_url hides every api_key value and nothing else;
 // - a Redis URL reads back from describe() (which never shows the
 //   password), and an error text never quotes the password.
 
@@ -18,6 +19,8 @@
 #include "core/units.hpp"
 #include "core/url.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -183,11 +186,41 @@ void check_redis_url(const std::string& s) {
 
 } // namespace
 
+// redact_url: the same text but the api_key values; every api_key=
+// parameter (in any case) shows `<redacted>`; redacting again changes
+// nothing.
+void check_redact_url(const std::string& s) {
+  auto r = redact_url(s);
+  FUZZ_CHECK(redact_url(r) == r);
+  auto q = s.find('?');
+  FUZZ_CHECK(r.substr(0, q) == s.substr(0, q));
+  if (q == std::string::npos)
+    return;
+  auto count = [](const std::string& t, char c) {
+    return std::count(t.begin(), t.end(), c);
+  };
+  FUZZ_CHECK(count(r, '&') == count(s, '&'));
+  size_t at = q + 1;
+  for (;;) {
+    auto amp = r.find('&', at);
+    auto part = r.substr(at, amp == std::string::npos ? amp : amp - at);
+    std::string name = part.substr(0, part.find('='));
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "api_key" && part.size() > name.size())
+      FUZZ_CHECK(part.substr(name.size()) == "=<redacted>");
+    if (amp == std::string::npos)
+      break;
+    at = amp + 1;
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string s(reinterpret_cast<const char*>(data), size);
   check_duration(s);
   check_size(s);
   check_url(s);
+  check_redact_url(s);
   check_retry_after(s);
   check_redis_url(s);
   return 0;
