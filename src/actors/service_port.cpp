@@ -8,7 +8,7 @@ namespace btcstream {
 
 namespace {
 
-using latest_callback = std::function<void(std::optional<update>)>;
+using latest_callback = std::function<void(latest_answer)>;
 using updates_callback
     = std::function<void(std::optional<std::vector<update>>)>;
 using health_callback = std::function<void(bool)>;
@@ -22,10 +22,10 @@ void ask_latest(caf::event_based_actor* self, buffer_actor buf,
   self->request(buf, timeout, atom::latest_v)
       .then(
           [done](std::optional<update>& u) {
-            done(std::move(u));
+            done(latest_answer{true, std::move(u)});
           },
           [done](caf::error&) {
-            done(std::nullopt);
+            done(latest_answer{false, std::nullopt});
           });
 }
 

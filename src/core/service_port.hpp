@@ -10,6 +10,13 @@
 
 namespace btcstream {
 
+/// The buffer's answer for the latest update: none yet, or no answer at all
+/// (which a client must not read as "none yet").
+struct latest_answer {
+  bool answered = true;
+  std::optional<update> latest;
+};
+
 /// How the HTTP front end asks the core for REST and health answers without
 /// knowing about actors: implemented in actors/, faked in tests. Every
 /// callback runs exactly once, on any thread; the caller posts it back onto
@@ -17,8 +24,9 @@ namespace btcstream {
 struct service_port {
   virtual ~service_port() = default;
 
-  /// The latest update stored (not subject to the TTL), if any.
-  virtual void latest(std::function<void(std::optional<update>)> done) = 0;
+  /// The latest update stored (not subject to the TTL), if any; `answered`
+  /// false when the core does not answer.
+  virtual void latest(std::function<void(latest_answer)> done) = 0;
 
   /// Buffered updates with ts_ms >= since_ms (every one without), oldest
   /// first; nullopt when the core does not answer (not "no updates").

@@ -254,8 +254,8 @@ void http_session::handle() {
     return;
   case route_kind::price:
     ctx_->services->latest(
-        reply_later<std::optional<update>>([rq](auto& opts, auto& latest) {
-          return price_response(latest, rq, opts);
+        reply_later<latest_answer>([rq](auto& opts, auto& got) {
+          return price_response(got, rq, opts);
         }));
     return;
   case route_kind::prices: {
@@ -278,8 +278,13 @@ void http_session::handle() {
     }));
     return;
   case route_kind::readyz:
-    ctx_->services->latest(reply_later<std::optional<update>>(
-        [rq, ctx = ctx_](auto& opts, auto& latest) {
+    ctx_->services->latest(
+        reply_later<latest_answer>([rq, ctx = ctx_](auto& opts, auto& got) {
+          // No answer from the core: not ready, and not "starting" either
+          // (draining says so first: the core ends during a shutdown).
+          if (!got.answered && !ctx->draining.load())
+            return health_response(false, rq, opts);
+          const auto& latest = got.latest;
           // Cluster mode: not before the first backfill of the log.
           bool backfilled
               = !ctx->stats->cluster_mode || ctx->stats->cluster.ready.load();

@@ -28,9 +28,16 @@ string_response json_answer(http::status s, std::string body,
 
 } // namespace
 
-string_response price_response(const std::optional<update>& latest,
-                               const rest_request& rq,
+string_response price_response(const latest_answer& got, const rest_request& rq,
                                const server_options& o) {
+  if (!got.answered) {
+    auto res = json_error(http::status::service_unavailable,
+                          "the buffer did not answer in time", rq.version,
+                          rq.keep_alive, o);
+    res.set(http::field::retry_after, "1");
+    return res;
+  }
+  const auto& latest = got.latest;
   if (!latest) {
     auto res = json_error(http::status::service_unavailable, "no price yet",
                           rq.version, rq.keep_alive, o);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/service_port.hpp"
 #include "core/update.hpp"
 #include "http/responses.hpp"
 
@@ -17,9 +18,10 @@ struct rest_request {
   bool keep_alive = true;
 };
 
-/// /api/v1/price: the latest update, or 503 before the first.
-string_response price_response(const std::optional<update>& latest,
-                               const rest_request& rq, const server_options& o);
+/// /api/v1/price: the latest update, or 503 before the first or when the
+/// buffer did not answer.
+string_response price_response(const latest_answer& got, const rest_request& rq,
+                               const server_options& o);
 
 /// /api/v1/prices: the buffered updates as a JSON array, oldest first; 503
 /// when the core did not answer (nullopt), never an empty list for it.

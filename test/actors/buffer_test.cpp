@@ -140,8 +140,8 @@ TEST_CASE("an update whose id does not increase is dropped, not stored") {
   CHECK_EQ(ask<uint64_t>(f, f.buf, atom::ping_v), 1u);
 }
 
-TEST_CASE("the service port tells an empty history from a buffer that does "
-          "not answer") {
+TEST_CASE("the service port tells an empty history and no price yet from a "
+          "buffer that does not answer") {
   buffer_fixture f{10, 1h};
   auto port = make_service_port(*f.sys, {}, f.buf, {}, {}, 2s);
   std::optional<std::optional<std::vector<update>>> got;
@@ -160,7 +160,17 @@ TEST_CASE("the service port tells an empty history from a buffer that does "
   REQUIRE(got);
   REQUIRE(*got);
   CHECK_EQ((*got)->size(), 1u);
-  // The buffer ends: the request fails, which is not "no updates".
+  std::optional<latest_answer> latest;
+  port->latest([&latest](latest_answer a) {
+    latest = std::move(a);
+  });
+  f.run();
+  REQUIRE(latest);
+  CHECK(latest->answered);
+  REQUIRE(latest->latest);
+  CHECK_EQ(latest->latest->ts_ms, start_ms);
+  // The buffer ends: the requests fail, which is not "no updates" nor "no
+  // price yet".
   caf::anon_send_exit(f.buf, caf::exit_reason::kill);
   f.run();
   got.reset();
@@ -168,4 +178,12 @@ TEST_CASE("the service port tells an empty history from a buffer that does "
   f.run();
   REQUIRE(got);
   CHECK_FALSE(*got);
+  latest.reset();
+  port->latest([&latest](latest_answer a) {
+    latest = std::move(a);
+  });
+  f.run();
+  REQUIRE(latest);
+  CHECK_FALSE(latest->answered);
+  CHECK_FALSE(latest->latest);
 }

@@ -26,3 +26,20 @@ TEST_CASE("prices: a list when the buffer answers, 503 when it does not") {
   CHECK(failed[http::field::retry_after] == "1");
   CHECK(failed.body().find("did not answer") != std::string::npos);
 }
+
+TEST_CASE("price: the latest, 503 before the first, 503 when the buffer does "
+          "not answer, each saying which") {
+  server_options o;
+  rest_request rq;
+  auto ok
+      = price_response(latest_answer{true, update{1, 1000, 97000.5}}, rq, o);
+  CHECK(ok.result() == http::status::ok);
+  CHECK(ok.body().find("97000.5") != std::string::npos);
+  auto early = price_response(latest_answer{true, std::nullopt}, rq, o);
+  CHECK(early.result() == http::status::service_unavailable);
+  CHECK(early.body().find("no price yet") != std::string::npos);
+  auto failed = price_response(latest_answer{false, std::nullopt}, rq, o);
+  CHECK(failed.result() == http::status::service_unavailable);
+  CHECK(failed[http::field::retry_after] == "1");
+  CHECK(failed.body().find("did not answer") != std::string::npos);
+}
