@@ -64,10 +64,20 @@ fetch_policy::decision fetch_policy::after(fetch_outcome o,
     d.not_before = now + std::max(min_unauthorized_pause_ms, interval_ms_);
     return d;
   }
+  // 250 ms · 2^(failures - 1), ±20 %; the exponent is capped far beyond
+  // any interval so the shift cannot overflow.
+  auto exponent = std::min(failures_ - 1, 30u);
+  auto delay = jitter(first_retry_ms << exponent, 0.2, rng_);
   if (r.status == 429 || r.status == 503) {
     if (auto wait = parse_retry_after(r.retry_after, wall_now_ms)) {
-      // The server said when: exactly then, even beyond the interval.
-      d.not_before = now + *wait;
+      // The server said when: then, even beyond the interval. But not
+      // sooner than the backoff (up to an interval): a "0" or a past date
+      // would have us ask again at once, again and again, of a server that
+      // limits our rate. And not later than max_retry_after_ms: one odd
+      // header must not silence the fetcher for years (or overflow).
+      auto at_least = std::min(delay, interval_ms_);
+      d.not_before
+          = now + std::min(std::max(*wait, at_least), max_retry_after_ms);
       if (d.not_before < next_tick)
         d.retry_at = d.not_before;
       return d;
@@ -76,10 +86,6 @@ fetch_policy::decision fetch_policy::after(fetch_outcome o,
   if (o == fetch_outcome::http_error && r.status >= 400 && r.status < 500
       && r.status != 408 && r.status != 429)
     return d; // a client error: retrying at once will not help
-  // 250 ms · 2^(failures - 1), ±20 %; the exponent is capped far beyond
-  // any interval so the shift cannot overflow.
-  auto exponent = std::min(failures_ - 1, 30u);
-  auto delay = jitter(first_retry_ms << exponent, 0.2, rng_);
   if (now + delay < next_tick)
     d.retry_at = now + delay;
   return d;

@@ -35,7 +35,8 @@ fetch_outcome classify(const fetch_result& r, const coindesk_result& parsed);
 ///   tick; once the delay outgrows the interval only ticks remain. Success
 ///   resets the delay.
 /// - 429 or 503 with `Retry-After` (seconds or HTTP-date): no request before
-///   then, even beyond the interval.
+///   then, even beyond the interval; but no sooner than the backoff above
+///   (at most an interval) and no later than an hour.
 /// - 401/403: no request for max(60 s, interval).
 /// - Any other 4xx: no retry; the next tick tries again.
 class fetch_policy {
@@ -63,6 +64,8 @@ public:
   /// The first retry delay and the pause after 401/403, for tests and docs.
   static constexpr int64_t first_retry_ms = 250;
   static constexpr int64_t min_unauthorized_pause_ms = 60'000;
+  /// The longest a Retry-After holds the requests.
+  static constexpr int64_t max_retry_after_ms = 3'600'000;
 
 private:
   int64_t interval_ms_;

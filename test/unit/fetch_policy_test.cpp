@@ -106,8 +106,42 @@ TEST_CASE("Retry-After holds every request until then, even beyond the "
   d = p.after(fetch_outcome::http_error,
               answer(503, "Wed, 26 Nov 2025 18:45:17 GMT"), 100, 1000,
               wall - 300);
-  CHECK_EQ(d.not_before, 400);
-  CHECK_EQ(d.retry_at, std::optional<int64_t>{400}); // before the next tick
+  // 300 ms asked, but the second failure's backoff is 500 ms.
+  CHECK_EQ(d.not_before, 600);
+  CHECK_EQ(d.retry_at, std::optional<int64_t>{600}); // before the next tick
+}
+
+TEST_CASE("a Retry-After of 0 or in the past backs off, not a retry at once") {
+  fixed_random rng;
+  fetch_policy p{5s, rng};
+  int64_t now = 0;
+  int64_t previous = 0;
+  // A server answering 429 "0" to every request: the retries spread out as
+  // after any failure (250, 500, 1000, 2000 ms), then only ticks remain.
+  for (int64_t want : {250, 500, 1000, 2000}) {
+    auto d = p.after(fetch_outcome::rate_limited, answer(429, "0"), now, 5000,
+                     wall);
+    CHECK_EQ(d.not_before - now, want);
+    REQUIRE(d.retry_at);
+    CHECK_GT(*d.retry_at, previous);
+    previous = now = *d.retry_at;
+  }
+  auto past
+      = p.after(fetch_outcome::http_error,
+                answer(503, "Wed, 26 Nov 2025 18:40:00 GMT"), now, 5000, wall);
+  CHECK_EQ(past.not_before - now, 4000); // the fifth backoff, not 0
+  CHECK_FALSE(past.retry_at);            // past the next tick
+}
+
+TEST_CASE("a Retry-After beyond an hour holds the requests for an hour") {
+  fixed_random rng;
+  fetch_policy p{5s, rng};
+  for (auto value : {"7200", "9999999999", "Fri, 31 Dec 9999 23:59:59 GMT"}) {
+    auto d = p.after(fetch_outcome::rate_limited, answer(429, value), 100, 5000,
+                     wall);
+    CHECK_EQ(d.not_before, 100 + fetch_policy::max_retry_after_ms);
+    CHECK_FALSE(d.retry_at);
+  }
 }
 
 TEST_CASE("a 429 without a usable Retry-After backs off like a failure") {
