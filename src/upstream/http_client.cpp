@@ -31,6 +31,7 @@ http_client::http_client(asio::io_context& ioc, url target,
                          std::chrono::milliseconds timeout)
     : strand_(asio::make_strand(ioc)),
       resolver_(strand_),
+      resolve_timer_(strand_),
       tls_ctx_(std::move(tls)),
       target_(std::move(target)),
       timeout_(timeout) {
@@ -65,6 +66,7 @@ void http_client::fetch(std::function<void(fetch_result)> done) {
     }
     self->done_ = std::move(done);
     self->deadline_ = std::chrono::steady_clock::now() + self->timeout_;
+    ++self->requests_;
     self->start();
   });
 }
@@ -73,6 +75,7 @@ void http_client::stop() {
   asio::post(strand_, [self = shared_from_this()] {
     self->stopped_ = true;
     self->resolver_.cancel();
+    self->resolve_timer_.cancel();
     self->close();
     // Drop the callback: the fetcher is gone or going.
     self->done_ = nullptr;
@@ -92,10 +95,29 @@ void http_client::start() {
     return;
   }
   reused_ = false;
+  // The lookup (getaddrinfo on Asio's resolver thread) has no deadline of
+  // its own, and a slow DNS would hold the request past its timeout: the
+  // timer fails it then. getaddrinfo cannot be interrupted, so its answer
+  // may still come later: the request's number tells it from a newer one's.
+  auto n = requests_;
+  resolving_ = n;
+  resolve_timer_.expires_at(deadline_);
+  resolve_timer_.async_wait(
+      [self = shared_from_this(), n](beast::error_code ec) {
+        if (ec || self->resolving_ != n)
+          return;
+        self->resolving_ = 0;
+        self->resolver_.cancel();
+        self->fail("resolve", beast::error::timeout);
+      });
   resolver_.async_resolve(
       target_.host, target_.port,
-      asio::bind_executor(strand_, [self = shared_from_this()](
-                                       beast::error_code ec, auto results) {
+      asio::bind_executor(strand_, [self = shared_from_this(),
+                                    n](beast::error_code ec, auto results) {
+        if (self->resolving_ != n)
+          return; // timed out, or the client stopped: already answered
+        self->resolving_ = 0;
+        self->resolve_timer_.cancel();
         self->on_resolve(ec, std::move(results));
       }));
 }
@@ -189,7 +211,9 @@ void http_client::on_read(beast::error_code ec) {
     if (auto* session = SSL_get_session(tls_->native_handle()))
       if (SSL_SESSION_is_resumable(session))
         tls_session_.reset(SSL_SESSION_dup(session));
-  if (!res.keep_alive())
+  // A 1xx is not the answer (none is expected to a GET): the real one may
+  // follow on this connection and would be read as the next request's.
+  if (!res.keep_alive() || r.status < 200)
     close();
   complete(std::move(r));
 }

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -66,6 +67,8 @@ private:
 
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::ip::tcp::resolver resolver_;
+  /// The lookup's deadline (the request's): Asio's resolver has none.
+  boost::asio::steady_timer resolve_timer_;
   std::shared_ptr<boost::asio::ssl::context> tls_ctx_;
   std::optional<boost::beast::tcp_stream> plain_;
   std::optional<tls_stream> tls_;
@@ -81,6 +84,8 @@ private:
   /// The last TLS session, offered on reconnects for a short handshake.
   std::unique_ptr<SSL_SESSION, void (*)(SSL_SESSION*)> tls_session_{
       nullptr, SSL_SESSION_free};
+  uint64_t requests_ = 0;  // numbers the requests, for late lookups
+  uint64_t resolving_ = 0; // the request whose lookup is pending, or 0
   bool connected_ = false; // a kept-alive connection is open
   bool reused_ = false;    // the request in flight runs on a reused one
   bool stopped_ = false;

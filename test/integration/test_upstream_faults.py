@@ -1,10 +1,16 @@
 """Unusable upstream answers are never streamed, and the stream survives
 them (DESIGN.md, "Upstream" and "fetcher")."""
 
+import os
+import shutil
+import socket
+import tempfile
 import time
 import unittest
 
+import prom
 from case import ServiceCase
+from service import Service
 
 BAD_ANSWERS = [
     ("status", {"status": 500}),
@@ -85,6 +91,71 @@ class UpstreamFaultTest(ServiceCase):
         self.assertGreaterEqual(after[0] - refused_at, 0.95,
                                 "next request %.3f s after a 429 with "
                                 "Retry-After: 1" % (after[0] - refused_at))
+
+    def test_retry_after_0_backs_off_instead_of_asking_again_at_once(self):
+        up = self.start_upstream()
+        self.start_service(up, interval="1s")
+        self.assertTrue(up.wait_valid(1, 5))
+        up.fail("status", count=4, status=429, retry_after=0)
+        self.wait_until(lambda: up.faults_pending == 0, 10, "the 429 answers")
+        refused = [t for t, status, _ in up.answers() if status == 429]
+        gaps = [b - a for a, b in zip(refused, refused[1:])]
+        # The backoff: 250 ms, then 500, then the interval (±20 %); at once,
+        # a rate limiter would be asked again within a millisecond or two.
+        self.assertTrue(gaps and min(gaps) >= 0.18,
+                        "gaps between requests after 429 Retry-After: 0: %r"
+                        % gaps)
+
+
+class SlowDnsTest(ServiceCase):
+    """A name server that never answers: the lookup is held to the
+    request's timeout, counted as a timeout, and the ticks go on. Needs
+    root (a private mount of /etc/resolv.conf, port 53 on 127.0.0.0/8)."""
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0 or shutil.which("unshare") is None:
+            if os.environ.get("BTCSTREAM_CI") == "1":
+                self.fail("CI runs as root with util-linux: this test runs")
+            self.skipTest("needs root and unshare")
+        self.dns = None
+        for last in range(2, 50):  # a free 127.0.0.x:53
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind(("127.0.0.%d" % last, 53))
+            except OSError:
+                sock.close()
+                continue
+            self.dns = sock  # bound, never read: every query goes unanswered
+            self.addCleanup(sock.close)
+            break
+        self.assertIsNotNone(self.dns, "no free 127.0.0.x:53")
+        directory = tempfile.mkdtemp(prefix="btcstream-dns-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.resolv = os.path.join(directory, "resolv.conf")
+        with open(self.resolv, "w") as f:
+            f.write("nameserver %s\noptions timeout:5 attempts:1\n"
+                    % self.dns.getsockname()[0])
+
+    def test_a_lookup_that_never_ends_is_a_timeout(self):
+        svc = Service("http://btcstream-slow-dns.test:9/x", interval="500ms")
+        # In a mount namespace of its own, /etc/resolv.conf names the silent
+        # server; the rest of the machine is untouched.
+        svc.args = ["unshare", "-m", "sh", "-c",
+                    'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                    self.resolv] + svc.args
+        svc.start()
+        self.addCleanup(svc.stop)
+        def outcomes():
+            got = prom.scrape(svc.port)
+            return {k: got.value("btcstream_upstream_requests_total",
+                                 outcome=k)
+                    for k in ("timeout", "connect_error")}
+        # Lookups take 5 s here; requests time out after 0.8 x 500 ms.
+        self.wait_until(lambda: outcomes()["timeout"] >= 3, 4,
+                        "three requests timed out in their lookup")
+        self.assertEqual(outcomes()["connect_error"], 0)
+        self.assertIn("timeout: resolve: timeout", svc.log())
 
 
 if __name__ == "__main__":
