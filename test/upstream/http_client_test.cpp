@@ -23,12 +23,15 @@ namespace {
 
 /// Answers every request with 200 and a small body. After each answer it
 /// either keeps the connection or closes it silently (no `Connection:
-/// close`), like a server whose keep-alive timeout just expired.
+/// close`), like a server whose keep-alive timeout just expired. With
+/// `interim_first`, its very first answer is preceded by a 103.
 class tiny_server {
 public:
-  tiny_server(asio::io_context& ioc, bool close_after_answer)
+  tiny_server(asio::io_context& ioc, bool close_after_answer,
+              bool interim_first = false)
       : acceptor_(ioc, {asio::ip::make_address("127.0.0.1"), 0}),
-        close_after_answer_(close_after_answer) {
+        close_after_answer_(close_after_answer),
+        interim_first_(interim_first) {
     accept();
   }
 
@@ -72,6 +75,8 @@ private:
           c->out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                    "Content-Length: "
                    + std::to_string(body.size()) + "\r\n\r\n" + body;
+          if (interim_first_ && requests == 1)
+            c->out = "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + c->out;
           asio::async_write(c->socket, asio::buffer(c->out),
                             [this, c](boost::system::error_code ec, size_t) {
                               if (ec)
@@ -86,6 +91,7 @@ private:
 
   tcp::acceptor acceptor_;
   bool close_after_answer_;
+  bool interim_first_;
 };
 
 /// Runs one fetch to completion (bounded) and returns its result.
@@ -136,6 +142,22 @@ TEST_CASE("a kept-alive connection the server closed is retried at once on "
   }
   CHECK_EQ(server.requests, 3);
   CHECK_EQ(server.connections, 3);
+  client->stop();
+}
+
+TEST_CASE("a 1xx answer closes the connection: the real answer after it is "
+          "not read as the next request's") {
+  asio::io_context ioc;
+  tiny_server server{ioc, false, true};
+  auto client = std::make_shared<http_client>(ioc, local(server.port()),
+                                              nullptr, "", 2s);
+  auto interim = fetch_once(ioc, *client);
+  CHECK_EQ(interim.status, 103); // not a price: an http_error for the policy
+  auto next = fetch_once(ioc, *client);
+  CHECK_EQ(next.status, 200);
+  // A fresh connection, whose 200 answers this request.
+  CHECK_EQ(server.connections, 2);
+  CHECK_EQ(server.requests, 2);
   client->stop();
 }
 
