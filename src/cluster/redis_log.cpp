@@ -27,6 +27,12 @@ local t, n = string.match(cur, '^(%d+) (.*)$')
 if not t then
   return redis.error_reply('ERR the lease key holds a foreign value')
 end
+if n == ARGV[1] and ARGV[2] == '0' then
+  -- Ours, though the node does not know its token: the reply to its grant
+  -- was lost (or it is this node's previous run). It will lead from this
+  -- reply on, so the lease runs from now too, not from the lost grant.
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 return {tonumber(t), n}
 )lua";
 

@@ -42,6 +42,24 @@ TEST_CASE_FIXTURE(cluster_fixture, "a lease is granted, renewed, refused, "
   CHECK(deposed.token == b.token);
 }
 
+TEST_CASE_FIXTURE(cluster_fixture, "a node that lost the reply to its grant "
+                                   "asks again without a token: the lease is "
+                                   "its own, and runs from that answer") {
+  auto a = lease("node-a", 0, 400ms);
+  REQUIRE(a.node == "node-a");
+  std::this_thread::sleep_for(250ms); // the reply "lost": no renewal
+  auto again = lease("node-a", 0, 400ms);
+  CHECK(again.node == "node-a");
+  CHECK(again.token == a.token);
+  // Extended to 400 ms from now, not left at the ~150 ms the grant had
+  // left: the node relies on it from this answer on.
+  CHECK(cmd({"PTTL", "t:lease"}).integer > 250);
+  // Another node's tokenless ask extends nothing.
+  std::this_thread::sleep_for(200ms);
+  CHECK(lease("node-b", 0, 400ms).node == "node-a");
+  CHECK(cmd({"PTTL", "t:lease"}).integer <= 200);
+}
+
 TEST_CASE_FIXTURE(cluster_fixture, "a release deletes the lease only for its "
                                    "holder's token, and the next one is "
                                    "granted at once with a larger token") {
