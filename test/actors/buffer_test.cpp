@@ -144,46 +144,41 @@ TEST_CASE("the service port tells an empty history and no price yet from a "
           "buffer that does not answer") {
   buffer_fixture f{10, 1h};
   auto port = make_service_port(*f.sys, {}, f.buf, {}, {}, 2s);
-  std::optional<std::optional<std::vector<update>>> got;
-  auto record = [&got](std::optional<std::vector<update>> us) {
-    got = std::move(us);
+  auto updates = [&] {
+    std::optional<std::optional<std::vector<update>>> got;
+    port->updates(std::nullopt, [&got](std::optional<std::vector<update>> us) {
+      got = std::move(us);
+    });
+    f.run();
+    REQUIRE(got); // the callback ran
+    return *got;
   };
-  port->updates(std::nullopt, record);
-  f.run();
-  REQUIRE(got);
-  REQUIRE(*got); // answered: an empty list
-  CHECK((*got)->empty());
+  auto latest = [&] {
+    std::optional<latest_answer> got;
+    port->latest([&got](latest_answer a) {
+      got = std::move(a);
+    });
+    f.run();
+    REQUIRE(got);
+    return *got;
+  };
+  auto none = updates();
+  REQUIRE(none); // answered: an empty list
+  CHECK(none->empty());
   f.publish(make_update(0, 1));
-  got.reset();
-  port->updates(std::nullopt, record);
-  f.run();
-  REQUIRE(got);
-  REQUIRE(*got);
-  CHECK_EQ((*got)->size(), 1u);
-  std::optional<latest_answer> latest;
-  port->latest([&latest](latest_answer a) {
-    latest = std::move(a);
-  });
-  f.run();
-  REQUIRE(latest);
-  CHECK(latest->answered);
-  REQUIRE(latest->latest);
-  CHECK_EQ(latest->latest->ts_ms, start_ms);
+  auto one = updates();
+  REQUIRE(one);
+  CHECK_EQ(one->size(), 1u);
+  auto price = latest();
+  CHECK(price.answered);
+  REQUIRE(price.latest);
+  CHECK_EQ(price.latest->ts_ms, start_ms);
   // The buffer ends: the requests fail, which is not "no updates" nor "no
   // price yet".
   caf::anon_send_exit(f.buf, caf::exit_reason::kill);
   f.run();
-  got.reset();
-  port->updates(std::nullopt, record);
-  f.run();
-  REQUIRE(got);
-  CHECK_FALSE(*got);
-  latest.reset();
-  port->latest([&latest](latest_answer a) {
-    latest = std::move(a);
-  });
-  f.run();
-  REQUIRE(latest);
-  CHECK_FALSE(latest->answered);
-  CHECK_FALSE(latest->latest);
+  CHECK_FALSE(updates());
+  auto gone = latest();
+  CHECK_FALSE(gone.answered);
+  CHECK_FALSE(gone.latest);
 }
