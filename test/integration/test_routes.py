@@ -472,14 +472,17 @@ class MaxHttpConnectionsTest(RouteCase):
         svc = self.start_service(up, "--max-http-connections", "3")
         for _ in range(3):
             self.open_idle(svc)
+        def ask(method, target):
+            conn = RawConnection(svc.port)
+            self.addCleanup(conn.close)
+            conn.send(build_request(method, target))
+            head = conn.read_head()
+            return conn, head if method == "HEAD" else conn.read_body(head)
+
         for method, target in (("GET", "/healthz"), ("HEAD", "/healthz"),
                                ("GET", "/readyz")):
             with self.subTest(method=method, target=target):
-                conn = RawConnection(svc.port)
-                self.addCleanup(conn.close)
-                conn.send(build_request(method, target))
-                head = conn.read_head()
-                response = head if method == "HEAD" else conn.read_body(head)
+                conn, response = ask(method, target)
                 if target == "/healthz":
                     self.assertEqual(response.status, 200, repr(response))
                 else:  # ok, or starting before the first price: its own
@@ -493,10 +496,7 @@ class MaxHttpConnectionsTest(RouteCase):
         for method, target in (("GET", "/metrics"), ("GET", "/"),
                                ("POST", "/healthz")):
             with self.subTest(method=method, target=target):
-                conn = RawConnection(svc.port)
-                self.addCleanup(conn.close)
-                conn.send(build_request(method, target))
-                response = conn.read_body(conn.read_head())
+                _, response = ask(method, target)
                 self.assert_json_error(response, 503)
                 self.assertIn("too many connections",
                               response.body.decode(), repr(response))
