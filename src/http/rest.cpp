@@ -26,16 +26,21 @@ string_response json_answer(http::status s, std::string body,
   return res;
 }
 
+/// 503 for a buffer that did not answer in time: not "none" or "empty".
+string_response no_answer(const rest_request& rq, const server_options& o) {
+  auto res = json_error(http::status::service_unavailable,
+                        "the buffer did not answer in time", rq.version,
+                        rq.keep_alive, o);
+  res.set(http::field::retry_after, "1");
+  return res;
+}
+
 } // namespace
 
 string_response price_response(const latest_answer& got, const rest_request& rq,
                                const server_options& o) {
   if (!got.answered) {
-    auto res = json_error(http::status::service_unavailable,
-                          "the buffer did not answer in time", rq.version,
-                          rq.keep_alive, o);
-    res.set(http::field::retry_after, "1");
-    return res;
+    return no_answer(rq, o);
   }
   const auto& latest = got.latest;
   if (!latest) {
@@ -52,11 +57,7 @@ string_response prices_response(const std::optional<std::vector<update>>& got,
                                 const rest_request& rq,
                                 const server_options& o) {
   if (!got) {
-    auto res = json_error(http::status::service_unavailable,
-                          "the buffer did not answer in time", rq.version,
-                          rq.keep_alive, o);
-    res.set(http::field::retry_after, "1");
-    return res;
+    return no_answer(rq, o);
   }
   const auto& updates = *got;
   std::string body = "[";
