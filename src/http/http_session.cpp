@@ -38,10 +38,14 @@ http_session::http_session(asio::ip::tcp::socket&& socket,
                            std::shared_ptr<server_context> ctx, bool admin)
     : stream_(std::move(socket)), ctx_(std::move(ctx)), admin_(admin) {
   ctx_->stats->http_sessions.fetch_add(1, std::memory_order_relaxed);
+  if (admin_)
+    ctx_->admin_sessions.fetch_add(1, std::memory_order_relaxed);
 }
 
 http_session::~http_session() {
   ctx_->stats->http_sessions.fetch_sub(1, std::memory_order_relaxed);
+  if (admin_)
+    ctx_->admin_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void http_session::reject_busy() {

@@ -81,8 +81,14 @@ void listener::on_accept(error_code ec, asio::ip::tcp::socket socket) {
   auto session
       = std::make_shared<http_session>(std::move(socket), ctx_, admin_);
   // The new session counts itself: more than the bound means one too many.
-  auto open = ctx_->stats->http_sessions.load(std::memory_order_relaxed);
-  if (open > static_cast<int64_t>(ctx_->opts.max_http_connections))
+  // Each listener has its own bound, so that idle connections on the public
+  // port cannot shut out the admin port's scrapes and probes.
+  auto all = ctx_->stats->http_sessions.load(std::memory_order_relaxed);
+  auto admin = ctx_->admin_sessions.load(std::memory_order_relaxed);
+  auto open = admin_ ? admin : all - admin;
+  auto bound = admin_ ? ctx_->opts.max_admin_connections
+                      : ctx_->opts.max_http_connections;
+  if (open > static_cast<int64_t>(bound))
     session->reject_busy();
   else
     session->run();

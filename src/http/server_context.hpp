@@ -39,8 +39,12 @@ struct server_options {
   size_t max_header_fields = 100;
   /// Bound on a request body (413 beyond); bodies are read and ignored.
   uint64_t max_body_bytes = 16 * 1024;
-  /// Bound on connections that are not streams (503 beyond).
+  /// Bound on connections that are not streams (503 beyond), on the public
+  /// listener.
   uint64_t max_http_connections = 512;
+  /// The admin listener's own bound: a flood on the public port must not
+  /// shut out the scrapes and probes that would show it.
+  uint64_t max_admin_connections = 64;
   /// For /api/v1/info and /readyz.
   std::chrono::milliseconds interval{5000};
   std::chrono::milliseconds history_ttl{3600000};
@@ -62,6 +66,9 @@ struct server_context {
   std::shared_ptr<metrics> stats = std::make_shared<metrics>();
   /// SSE clients currently connected (for --max-clients).
   std::atomic<uint64_t> sse_clients{0};
+  /// Connections to the admin listener (within metrics' http_sessions),
+  /// counted apart for their own bound.
+  std::atomic<int64_t> admin_sessions{0};
   /// Set on shutdown: new streams are refused.
   std::atomic<bool> draining{false};
 };

@@ -11,7 +11,7 @@ import time
 
 import prom
 from case import ServiceCase
-from client import StreamClosed, http_request
+from client import RawConnection, StreamClosed, build_request, http_request
 
 ADMIN_RE = re.compile(r"admin port \(metrics, health\) on 127\.0\.0\.1:(\d+)")
 
@@ -88,6 +88,48 @@ class AdminListenTest(ScaleOutCase):
         # The public port serves everything as before.
         self.assertEqual(self.request(svc, "GET", "/api/v1/price").status, 200)
         self.assertEqual(self.request(svc, "GET", "/metrics").status, 200)
+
+    def hold(self, port, count):
+        """count kept-alive connections to port, each answered once (so the
+        server has counted it), then left idle holding its slot."""
+        held = []
+        deadline = time.monotonic() + 3
+        while len(held) < count:
+            conn = RawConnection(port)
+            self.addCleanup(conn.close)
+            conn.send(build_request("GET", "/api/v1/info"))
+            response = conn.read_body(conn.read_head())
+            if response.status == 200:
+                held.append(conn)
+                continue
+            # A connection closed just before (a readiness probe, an earlier
+            # request) may not have given its slot back yet.
+            self.assertEqual(response.status, 503, repr(response))
+            self.assertLess(time.monotonic(), deadline, "no slot came back")
+            conn.close()
+            time.sleep(0.05)
+        return held
+
+    def test_each_port_has_its_own_connection_bound(self):
+        # Idle connections that fill the public port's --max-http-connections
+        # must not shut out the scrapes that would show them, and the other
+        # way round.
+        up = self.start_upstream()
+        svc = self.start_service(up, "--admin-listen", "127.0.0.1:0",
+                                 "--max-http-connections", "2")
+        admin = self.admin_port(svc)
+        self.hold(svc.port, 2)
+        self.assert_json_error(self.request(svc, "GET", "/api/v1/info"), 503)
+        for path in ("/metrics", "/api/v1/info"):
+            self.assertEqual(http_request(admin, "GET", path).status, 200,
+                             path)
+        # The admin port's own bound (64) holds too, and leaves the public
+        # port's slots alone.
+        self.hold(admin, 64)
+        r = http_request(admin, "GET", "/metrics")
+        self.assert_json_error(r, 503)
+        self.assertIn("too many connections", r.body.decode())
+        self.assertEqual(http_request(admin, "GET", "/healthz").status, 200)
 
     def test_an_admin_port_in_use_is_an_error_naming_the_flag(self):
         up = self.start_upstream()
