@@ -36,9 +36,11 @@ std::vector<update> load_state(const config& cfg, const std::string& instrument,
 
 void save_state(caf::actor_system& sys, const fetcher_actor& fetcher,
                 const buffer_actor& buffer, const config& cfg,
-                const std::string& instrument) {
+                const std::string& instrument,
+                std::chrono::milliseconds timeout) {
   if (cfg.state_file.empty())
     return;
+  auto half = timeout / 2;
   std::optional<std::vector<update>> got;
   {
     caf::scoped_actor self{sys};
@@ -46,9 +48,9 @@ void save_state(caf::actor_system& sys, const fetcher_actor& fetcher,
     // after `follow`, whatever it published is in the buffer's mailbox
     // ahead of our request.
     self->send(fetcher, atom::follow_v);
-    self->request(fetcher, std::chrono::seconds{2}, atom::ping_v)
+    self->request(fetcher, half, atom::ping_v)
         .receive([](uint64_t) {}, [](caf::error&) {});
-    self->request(buffer, std::chrono::seconds{2}, atom::updates_v,
+    self->request(buffer, timeout - half, atom::updates_v,
                   std::optional<int64_t>{})
         .receive(
             [&](std::vector<update>& us) {

@@ -5,6 +5,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <chrono>
 #include <vector>
 
 namespace btcstream {
@@ -15,10 +16,11 @@ std::vector<update> load_state(const config& cfg, const std::string& instrument,
                                int64_t now_ms);
 
 /// Stops the fetcher's polling, then saves the buffer's updates to
-/// `--state-file` (atomically); logs the outcome. Call before the core
-/// actors exit.
+/// `--state-file` (atomically); logs the outcome. Waits for the actors at
+/// most `timeout` in all. Call before the core actors exit.
 void save_state(caf::actor_system& sys, const fetcher_actor& fetcher,
                 const buffer_actor& buffer, const config& cfg,
-                const std::string& instrument);
+                const std::string& instrument,
+                std::chrono::milliseconds timeout);
 
 } // namespace btcstream

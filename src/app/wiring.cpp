@@ -15,6 +15,7 @@
 #include "core/log.hpp"
 #include "core/redis_url.hpp"
 #include "core/url.hpp"
+#include "core/watchdog.hpp"
 #include "http/listener.hpp"
 #include "upstream/http_client.hpp"
 
@@ -25,6 +26,7 @@
 #include <caf/all.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <random>
@@ -85,10 +87,11 @@ struct cluster_links {
 };
 
 /// Asks the bus to give the lease up (cluster mode, clean shutdown); waits
-/// for Redis at most 2 s, after which the lease simply expires.
-void release_lease(caf::actor_system& sys, const bus_actor& bus) {
+/// for Redis at most `timeout`, after which the lease simply expires.
+void release_lease(caf::actor_system& sys, const bus_actor& bus,
+                   std::chrono::milliseconds timeout) {
   caf::scoped_actor self{sys};
-  self->request(bus, std::chrono::seconds{2}, atom::release_v)
+  self->request(bus, timeout, atom::release_v)
       .receive([](bool) {},
                [](caf::error& err) {
                  log(log_level::warn, "lease not released: " + to_string(err));
@@ -316,6 +319,21 @@ int run_service(const config& given) {
     // grace counts from the signal, the last wait ends by then.
     auto signalled = std::chrono::steady_clock::now();
     auto exit_by = signalled + defaults::exit_within;
+    // Each wait below is bounded by what is left until a point before the
+    // deadline, and by 2 s; the watchdog ends a shutdown that still overruns
+    // (an actor that never ends).
+    auto wait_for = [&](std::chrono::milliseconds reserve) {
+      using std::chrono::milliseconds;
+      auto left = std::chrono::duration_cast<milliseconds>(
+          exit_by - reserve - std::chrono::steady_clock::now());
+      return std::clamp(left, milliseconds{50}, milliseconds{2000});
+    };
+    watchdog last_resort{exit_by, [] {
+                           log(log_level::error,
+                               "shutdown did not finish in time: "
+                               "exiting now with code 1");
+                           std::_Exit(1);
+                         }};
 
     // Drain: readiness turns 503 and no connection is accepted any more,
     // while the open ones are served for the grace period.
@@ -325,7 +343,7 @@ int run_service(const config& given) {
     // node polls within one interval, not --lease-ttl, and this node's
     // clients get its updates through the log during the grace period.
     if (the_bus)
-      release_lease(sys, the_bus);
+      release_lease(sys, the_bus, wait_for(std::chrono::milliseconds{1500}));
     if (code == 0 && cfg.shutdown_grace.count() > 0)
       std::this_thread::sleep_until(signalled + cfg.shutdown_grace);
     admin->stop();
@@ -336,7 +354,8 @@ int run_service(const config& given) {
     stopping = true;
     signals.cancel();
     client->stop();
-    save_state(sys, f, buf, cfg, upstream->instrument());
+    save_state(sys, f, buf, cfg, upstream->instrument(),
+               wait_for(std::chrono::milliseconds{1000}));
     for (auto& h :
          {caf::actor_cast<caf::actor>(f), caf::actor_cast<caf::actor>(the_bus),
           caf::actor_cast<caf::actor>(the_reader),
@@ -361,6 +380,7 @@ int run_service(const config& given) {
     // actor handles before the actor system goes.
     ctx->streams.reset();
     ctx->services.reset();
+    last_resort.disarm();
   }
   log(log_level::info, "btcstream exits with code " + std::to_string(code));
   return code;
