@@ -1,5 +1,6 @@
 #include "core/query.hpp"
 
+#include <cctype>
 #include <limits>
 
 namespace btcstream {
@@ -66,6 +67,18 @@ std::optional<std::string_view> target::param(std::string_view key) const {
   return std::nullopt;
 }
 
+std::optional<std::string_view>
+target::repeated(std::initializer_list<std::string_view> keys) const {
+  for (auto key : keys) {
+    size_t n = 0;
+    for (auto& kv : params)
+      n += kv.first == key ? 1 : 0;
+    if (n > 1)
+      return key;
+  }
+  return std::nullopt;
+}
+
 std::optional<target> parse_target(std::string_view raw) {
   if (raw.empty() || raw.front() != '/')
     return std::nullopt;
@@ -98,6 +111,28 @@ std::optional<target> parse_target(std::string_view raw) {
     query.remove_prefix(amp + 1);
   }
   return t;
+}
+
+std::optional<target> parse_request_target(std::string_view raw) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (raw.size() < scheme.size())
+      continue;
+    bool same = true;
+    for (size_t i = 0; i < scheme.size(); ++i)
+      same = same
+             && std::tolower(static_cast<unsigned char>(raw[i])) == scheme[i];
+    if (!same)
+      continue;
+    auto rest = raw.substr(scheme.size());
+    auto end = rest.find_first_of("/?");
+    if (end == std::string_view::npos)
+      return parse_target("/");
+    // An empty path is "/" (RFC 9110 4.2.3).
+    if (rest[end] == '?')
+      return parse_target("/" + std::string{rest.substr(end)});
+    return parse_target(rest.substr(end));
+  }
+  return parse_target(raw);
 }
 
 std::optional<uint64_t> parse_event_id(std::string_view s) {
@@ -160,6 +195,10 @@ resume_choice choose_resume_point(std::optional<std::string_view> header,
     }
     return result;
   };
+  if (auto key = t.repeated({"lastEventId", "since"})) {
+    result.error = std::string{*key} + " given more than once";
+    return result;
+  }
   if (header)
     return by_id(*header, "invalid Last-Event-ID");
   if (auto id = t.param("lastEventId"))

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,12 +17,21 @@ struct target {
 
   /// The value of the first parameter named `key`, if any.
   std::optional<std::string_view> param(std::string_view key) const;
+  /// The first of `keys` given more than once, if any: such a request is
+  /// refused rather than answered for one of the values.
+  std::optional<std::string_view>
+  repeated(std::initializer_list<std::string_view> keys) const;
 };
 
 /// Splits and percent-decodes an origin-form request target (`/a/b?x=1&y`).
 /// Returns nothing for a target that does not start with `/`, a bad `%`
 /// escape, or a decoded NUL byte. `+` in the query decodes to a space.
 std::optional<target> parse_target(std::string_view raw);
+
+/// A request line's target: the origin form as `parse_target`, or the
+/// absolute form (`http://host/a?x=1`, what proxies are sent), which a server
+/// must accept (RFC 9112 3.2.2): its scheme and authority are dropped.
+std::optional<target> parse_request_target(std::string_view raw);
 
 /// The value of a hexadecimal digit, or -1.
 int hex_value(char c);

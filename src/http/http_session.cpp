@@ -12,6 +12,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
@@ -116,6 +117,15 @@ void http_session::on_head(beast::error_code ec, size_t n) {
     on_read(ec, n);
     return;
   }
+  // `Expect: 100-continue`: no route takes a body, so the answer is known
+  // now; it goes at once rather than after the client's wait for a 100
+  // (RFC 9110 10.1.1), and the connection closes, whether the body follows
+  // or not.
+  if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+    close_after_answer_ = true;
+    on_read({}, n);
+    return;
+  }
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, size_t n) {
                      self->on_read(ec, n);
@@ -163,6 +173,11 @@ std::optional<string_response> http_session::refuse_framing() {
                       "Transfer-Encoding is not accepted (no route takes a "
                       "body; send Content-Length)",
                       11, false, ctx_->opts);
+  // RFC 9112 3.2: an HTTP/1.1 request has exactly one Host.
+  if (req.version() >= 11 && req.count(http::field::host) != 1)
+    return json_error(http::status::bad_request,
+                      "an HTTP/1.1 request needs exactly one Host header", 11,
+                      false, ctx_->opts);
   return std::nullopt;
 }
 
@@ -170,12 +185,14 @@ void http_session::handle() {
   auto& req = parser_->get();
   auto version = req.version();
   auto keep_alive = req.keep_alive();
-  auto t = parse_target(to_std(req.target()));
+  auto t = parse_request_target(to_std(req.target()));
   if (busy_) {
-    // One connection too many: a health probe is still answered (then the
-    // connection closes), so that a flood of idle connections does not get
-    // a healthy process restarted by its liveness probe; the rest gets 503.
-    if (!t || !is_probe(route_for(t->path))
+    // One connection too many: a health probe or a stream is still answered
+    // (then the connection closes; a stream is bounded by --max-clients), so
+    // that a flood of idle connections neither gets a healthy process
+    // restarted by its liveness probe nor keeps new clients out; the rest
+    // gets 503.
+    if (!t || !answered_over_cap(route_for(t->path))
         || (req.method() != http::verb::get
             && req.method() != http::verb::head)) {
       auto res = json_error(http::status::service_unavailable,
@@ -263,7 +280,7 @@ void http_session::handle() {
         }));
     return;
   case route_kind::prices: {
-    auto since = prices_since(t->param("since"), system_wall_clock{}.now_ms());
+    auto since = prices_since(*t, system_wall_clock{}.now_ms());
     if (!since.error.empty()) {
       respond(json_error(http::status::bad_request, since.error, version,
                          keep_alive, opts));
@@ -327,7 +344,13 @@ void http_session::serve_stream(const target& t, bool head_only) {
     unavailable("server is shutting down");
     return;
   }
+  auto& count = ctx_->sse_clients;
   if (head_only) {
+    // What a GET would get, without taking a slot (RFC 9110 9.3.2).
+    if (count.load(std::memory_order_relaxed) >= ctx_->opts.max_clients) {
+      unavailable("too many clients");
+      return;
+    }
     // The stream's header fields, no body: nothing to frame, so no chunking.
     string_response res{http::status::ok, version};
     for (auto& f : stream_header(version, ctx_->opts))
@@ -337,7 +360,6 @@ void http_session::serve_stream(const target& t, bool head_only) {
     respond(std::move(res));
     return;
   }
-  auto& count = ctx_->sse_clients;
   if (count.fetch_add(1, std::memory_order_relaxed) >= ctx_->opts.max_clients) {
     count.fetch_sub(1, std::memory_order_relaxed);
     ctx_->stats->count_rejection(reject_reason::max_clients);
@@ -397,6 +419,8 @@ void http_session::serve_file(const std::filesystem::path& file,
 
 void http_session::respond(string_response res) {
   ctx_->stats->count_request(label_, static_cast<int>(res.result_int()));
+  if (close_after_answer_)
+    res.keep_alive(false);
   bool close = !res.keep_alive();
   pending_ = std::make_shared<string_response>(std::move(res));
   if (parser_ && parser_->is_header_done()

@@ -68,6 +68,8 @@ private:
   bool first_request_ = true;
   route_label label_ = route_label::unknown; // of the request being answered
   bool busy_ = false; // over --max-http-connections: answer 503 and close
+  // A body may follow the request being answered (Expect: 100-continue).
+  bool close_after_answer_ = false;
   std::shared_ptr<string_response> pending_; // alive while being written
 };
 

@@ -126,8 +126,13 @@ string_response metrics_response(std::string text, const rest_request& rq,
   return res;
 }
 
-since_choice prices_since(std::optional<std::string_view> raw, int64_t now_ms) {
+since_choice prices_since(const target& t, int64_t now_ms) {
   since_choice c;
+  if (t.repeated({"since"})) {
+    c.error = "since given more than once";
+    return c;
+  }
+  auto raw = t.param("since");
   if (!raw)
     return c;
   auto ms = parse_since_ms(*raw);

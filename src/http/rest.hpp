@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/query.hpp"
 #include "core/service_port.hpp"
 #include "core/update.hpp"
 #include "http/responses.hpp"
@@ -51,11 +52,11 @@ string_response metrics_response(std::string text, const rest_request& rq,
                                  const server_options& o);
 
 /// The `since` of /api/v1/prices: nothing when absent; an error text for a
-/// 400 when malformed or more than a day in the future.
+/// 400 when malformed, given twice or more than a day in the future.
 struct since_choice {
   std::optional<int64_t> since_ms;
   std::string error;
 };
-since_choice prices_since(std::optional<std::string_view> raw, int64_t now_ms);
+since_choice prices_since(const target& t, int64_t now_ms);
 
 } // namespace btcstream

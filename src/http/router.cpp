@@ -22,8 +22,9 @@ route_kind route_for(std::string_view path) {
   return route_kind::static_file;
 }
 
-bool is_probe(route_kind k) {
-  return k == route_kind::healthz || k == route_kind::readyz;
+bool answered_over_cap(route_kind k) {
+  return k == route_kind::healthz || k == route_kind::readyz
+         || k == route_kind::stream;
 }
 
 bool admin_route(route_kind k) {

@@ -21,9 +21,11 @@ enum class route_kind {
 /// The route for a decoded path.
 route_kind route_for(std::string_view path);
 
-/// Whether a route is a health probe (/healthz, /readyz): answered even on
-/// a connection over --max-http-connections.
-bool is_probe(route_kind k);
+/// Whether a route is answered even on a connection over
+/// --max-http-connections: the health probes (a flood of idle connections
+/// must not get a healthy process restarted) and /stream (bounded by
+/// --max-clients on its own: such a flood must not keep new clients out).
+bool answered_over_cap(route_kind k);
 
 /// Whether a route is served on the admin listener (--admin-listen):
 /// metrics, health, readiness and info; everything else is 404 there.
@@ -37,7 +39,7 @@ route_label label_for(route_kind k);
 enum class method_action { serve, preflight, not_allowed };
 method_action action_for(std::string_view method);
 
-/// The `Allow` header of a 405.
-inline constexpr std::string_view allowed_methods = "GET, HEAD";
+/// The `Allow` header of a 405: every method a route answers.
+inline constexpr std::string_view allowed_methods = "GET, HEAD, OPTIONS";
 
 } // namespace btcstream

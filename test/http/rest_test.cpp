@@ -43,3 +43,16 @@ TEST_CASE("price: the latest, 503 before the first, 503 when the buffer does "
   CHECK(failed[http::field::retry_after] == "1");
   CHECK(failed.body().find("did not answer") != std::string::npos);
 }
+
+TEST_CASE("prices' since: absent, valid, malformed, given twice") {
+  auto since = [](std::string_view raw) {
+    return prices_since(*parse_target(raw), 1'795'718'717'123);
+  };
+  CHECK(since("/api/v1/prices").since_ms == std::nullopt);
+  CHECK(since("/api/v1/prices").error.empty());
+  CHECK(since("/api/v1/prices?since=5").since_ms == 5000);
+  CHECK(since("/api/v1/prices?since=x").error == "invalid since");
+  for (auto raw :
+       {"/api/v1/prices?since=5&since=x", "/api/v1/prices?since=x&since=5"})
+    CHECK_MESSAGE(since(raw).error == "since given more than once", raw);
+}

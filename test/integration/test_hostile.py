@@ -223,7 +223,7 @@ class MaxHttpConnectionsTest(HostileCase):
             idle.append(conn)
         opened = time.monotonic()
         time.sleep(0.3)  # all accepted
-        for target in ("/api/v1/info", "/api/v1/price", "/stream"):
+        for target in ("/api/v1/info", "/api/v1/price", "/"):
             started = time.monotonic()
             response = http_request(svc.port, "GET", target)
             self.assertLess(time.monotonic() - started, PROMPT)
@@ -233,6 +233,10 @@ class MaxHttpConnectionsTest(HostileCase):
         started = time.monotonic()
         self.assertEqual(http_request(svc.port, "GET", "/healthz").status, 200)
         self.assertLess(time.monotonic() - started, PROMPT)
+        # So is a new stream: --max-clients bounds streams.
+        stream = self.open_ok_stream(svc)
+        self.read_frames(stream, 1)
+        stream.close()
         for conn in idle[:5]:  # some leave: served again at once
             conn.close()
         self.wait_until(lambda: http_request(svc.port, "GET", "/api/v1/info")

@@ -211,6 +211,19 @@ class MaxClientsTest(ServiceCase):
         self.read_frames(stream, 1)
         self.assert_json_error(self.request(svc, "GET", "/stream"), 503)
 
+    def test_head_of_a_stream_at_max_clients_says_503_as_get_does(self):
+        up = self.start_upstream()
+        svc = self.start_service(up, "--max-clients", "1")
+        head = self.request(svc, "HEAD", "/stream")
+        self.assertEqual(head.status, 200, repr(head))
+        stream = self.open_ok_stream(svc)
+        self.read_frames(stream, 1)
+        head = self.request(svc, "HEAD", "/stream")
+        self.assertEqual(head.status, 503, repr(head))
+        self.assertRegex(head.header("Retry-After") or "", r"\A\d+\Z")
+        self.assertEqual(head.body, b"")
+        self.read_frames(stream, 1)  # a HEAD takes no slot, ends none
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -325,7 +325,7 @@ class CommonBehaviourTest(RouteCase):
                 response = self.request(self.svc, "POST", target,
                                         headers=[("Content-Length", "0")])
                 self.assert_json_error(response, 405)
-                self.assertEqual(response.header("Allow"), "GET, HEAD")
+                self.assertEqual(response.header("Allow"), "GET, HEAD, OPTIONS")
                 self.assertEqual(
                     response.header("Access-Control-Allow-Origin"), "*")
 
@@ -500,6 +500,19 @@ class MaxHttpConnectionsTest(RouteCase):
                 self.assert_json_error(response, 503)
                 self.assertIn("too many connections",
                               response.body.decode(), repr(response))
+
+    def test_new_streams_are_served_beyond_the_cap(self):
+        # A flood of idle connections must not keep new clients out:
+        # streams are bounded by --max-clients alone.
+        up = self.start_upstream()
+        svc = self.start_service(up, "--max-http-connections", "3")
+        for _ in range(3):
+            self.open_idle(svc)
+        _, refused = self.refused(svc)
+        self.assert_json_error(refused, 503)
+        streams = [self.open_ok_stream(svc) for _ in range(2)]
+        for s in streams:
+            self.read_frames(s, 2)
 
     def test_streams_do_not_count_against_the_cap(self):
         up = self.start_upstream()

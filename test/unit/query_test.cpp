@@ -99,6 +99,37 @@ TEST_CASE("targets not in origin form are rejected") {
     CHECK_MESSAGE(parse_target(s) == std::nullopt, std::string{s});
 }
 
+TEST_CASE("a request target may also come in absolute form") {
+  // RFC 9112 3.2.2: what a proxy is sent, and a server must accept.
+  auto t = parse_request_target("http://example.com:8080/stream?since=5");
+  REQUIRE(t);
+  CHECK(t->path == "/stream");
+  CHECK(t->param("since") == std::optional<std::string_view>{"5"});
+  auto upper = parse_request_target("HTTPS://h/api/v1/price");
+  REQUIRE(upper);
+  CHECK(upper->path == "/api/v1/price");
+  // An empty path is "/".
+  for (auto s : strings{"http://h", "http://h?x=1"}) {
+    auto root = parse_request_target(s);
+    REQUIRE_MESSAGE(root, std::string{s});
+    CHECK(root->path == "/");
+  }
+  CHECK(parse_request_target("http://h?x=1")->param("x")
+        == std::optional<std::string_view>{"1"});
+  // The origin form as before; anything else is still refused.
+  CHECK(parse_request_target("/a?b=1")->path == "/a");
+  for (auto s :
+       strings{"", "*", "ftp://h/p", "http:/h/p", "h/p", "http://h/%zz"})
+    CHECK_MESSAGE(parse_request_target(s) == std::nullopt, std::string{s});
+}
+
+TEST_CASE("repeated names the first of its keys given more than once") {
+  auto t = query("/p?a=1&b=2&a=3&c=4&c=5");
+  CHECK(t.repeated({"b"}) == std::nullopt);
+  CHECK(t.repeated({"b", "c", "a"}) == std::optional<std::string_view>{"c"});
+  CHECK(t.repeated({"d"}) == std::nullopt);
+}
+
 TEST_CASE("bad percent escapes are rejected in path and query") {
   for (auto s :
        strings{"/%", "/%2", "/%zz", "/%g0", "/%0g", "/a%", "/p?a=%", "/p?a=%4",
@@ -236,6 +267,20 @@ TEST_CASE("a malformed header is an error even with a good parameter") {
     CHECK_MESSAGE(!c.point, std::string{h});
     CHECK(c.error == "invalid Last-Event-ID");
   }
+}
+
+TEST_CASE("a resume parameter given twice is an error, whatever the values") {
+  for (auto q : strings{"/stream?since=5&since=x", "/stream?since=x&since=5",
+                        "/stream?since=5&since=5",
+                        "/stream?lastEventId=1&lastEventId=2"}) {
+    auto c = choose(std::nullopt, q);
+    CHECK_MESSAGE(!c.point, std::string{q});
+    CHECK(c.error.find("given more than once") != std::string::npos);
+  }
+  // Even where the header would win: the request is malformed.
+  auto c = choose("7", "/stream?since=1&since=2");
+  CHECK(!c.point);
+  CHECK(c.error == "since given more than once");
 }
 
 TEST_CASE("a malformed lastEventId is an error even with a good since") {
