@@ -7,6 +7,8 @@ namespace btcstream {
 
 void add_common_headers(http::response_header<>& h, const server_options& o) {
   h.set(http::field::server, "btcstream/" BTCSTREAM_VERSION);
+  // A type is what it says: no browser sniffs a JSON error into a script.
+  h.set("X-Content-Type-Options", "nosniff");
   h.set(http::field::access_control_allow_origin, o.cors_origin);
   if (o.cors_origin != "*")
     h.set(http::field::vary, "Origin");

@@ -1,5 +1,6 @@
 #include "http/static_files.hpp"
 
+#include <cctype>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -24,7 +25,10 @@ std::optional<fs::path> resolve_static(const fs::path& root,
     if (end == std::string::npos)
       end = rel.size();
     auto seg = std::string_view{rel}.substr(start, end - start);
-    if (seg == ".." || seg == "." || seg.find('\\') != std::string_view::npos)
+    // A leading dot: `.` and `..`, and hidden files (`.git/`, `.env`), which
+    // are not part of the page even if they land in the web root.
+    if ((!seg.empty() && seg.front() == '.')
+        || seg.find('\\') != std::string_view::npos)
       return std::nullopt;
     start = end + 1;
   }
@@ -44,6 +48,8 @@ std::optional<fs::path> resolve_static(const fs::path& root,
 
 std::string_view content_type_for(const fs::path& file) {
   auto ext = file.extension().string();
+  for (auto& c : ext)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".html" || ext == ".htm")
     return "text/html; charset=utf-8";
   if (ext == ".js" || ext == ".mjs")
@@ -65,11 +71,8 @@ std::string_view content_type_for(const fs::path& file) {
   return "application/octet-stream";
 }
 
-std::string_view cache_control_for(const fs::path& file) {
-  auto ext = file.extension().string();
-  if (ext == ".html" || ext == ".htm")
-    return "no-cache";
-  return "public, max-age=3600";
+std::string_view cache_control_for(const fs::path&) {
+  return "no-cache";
 }
 
 std::string etag_for(const fs::path& file) {
@@ -101,9 +104,10 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
     if (end == std::string_view::npos)
       end = if_none_match.size();
     auto tag = if_none_match.substr(start, end - start);
-    while (!tag.empty() && tag.front() == ' ')
+    // Optional whitespace: spaces and tabs (RFC 9110 5.6.3).
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t'))
       tag.remove_prefix(1);
-    while (!tag.empty() && tag.back() == ' ')
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t'))
       tag.remove_suffix(1);
     if (opaque(tag) == opaque(etag))
       return true;

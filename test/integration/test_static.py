@@ -87,6 +87,50 @@ class StaticFilesTest(ServiceCase):
     def test_missing_file_is_404_json(self):
         self.assert_json_error(self.get("/nothing.js"), 404)
 
+    def test_hidden_files_are_404(self):
+        root = os.path.join(self.tmp, "web")
+        os.makedirs(os.path.join(root, ".git"))
+        for name in (".env", ".git/config", "sub/.hidden.js"):
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(SECRET)
+        for target in ("/.env", "/.git/config", "/sub/.hidden.js",
+                       "/%2eenv"):
+            with self.subTest(target=target):
+                response = self.get(target)
+                self.assert_json_error(response, 404)
+                self.assertNotIn(SECRET, response.body)
+
+    def test_the_extension_sets_the_type_in_any_case(self):
+        root = os.path.join(self.tmp, "web")
+        with open(os.path.join(root, "UP.JS"), "wb") as f:
+            f.write(APP_JS)
+        response = self.get("/UP.JS")
+        self.assertEqual(response.status, 200, repr(response))
+        self.assertEqual(content_type(response).split(";")[0],
+                         "text/javascript")
+
+    def test_every_file_is_revalidated_by_its_etag(self):
+        # HTML and assets alike: a new release never runs new HTML with an
+        # old cached script.
+        for target in ("/", "/app.js", "/style.css"):
+            with self.subTest(target=target):
+                response = self.get(target)
+                self.assertEqual(response.header("Cache-Control"), "no-cache")
+                self.assertEqual(response.header("X-Content-Type-Options"),
+                                 "nosniff")
+                etag = response.header("ETag")
+                self.assertTrue(etag and etag.startswith('W/"'), etag)
+                # Optional whitespace around a list member: spaces or tabs.
+                for inm in (etag, '"x", ' + etag, '"x",\t' + etag + "\t"):
+                    again = self.request(self.svc, "GET", target,
+                                         headers=[("If-None-Match", inm)])
+                    self.assertEqual(again.status, 304, (inm, repr(again)))
+                    self.assertEqual(again.body, b"")
+                    self.assertEqual(again.header("ETag"), etag)
+                changed = self.request(self.svc, "GET", target,
+                                       headers=[("If-None-Match", '"x"')])
+                self.assertEqual(changed.status, 200)
+
     def test_head_has_the_headers_of_get_and_no_body(self):
         conn = RawConnection(self.svc.port)
         self.addCleanup(conn.close)
