@@ -4,8 +4,11 @@ const usd = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD
 const usdSigned = new Intl.NumberFormat(undefined, {
   style: 'currency', currency: 'USD', signDisplay: 'exceptZero',
 });
+// minimumFractionDigits too: engines before ECMA-402 2021 throw a RangeError
+// for a maximum below the currency's default minimum (2), and the page never
+// starts.
 const usdCompact = new Intl.NumberFormat(undefined, {
-  style: 'currency', currency: 'USD', maximumFractionDigits: 0,
+  style: 'currency', currency: 'USD', minimumFractionDigits: 0, maximumFractionDigits: 0,
 });
 const pctSigned = new Intl.NumberFormat(undefined, {
   style: 'percent', signDisplay: 'exceptZero', minimumFractionDigits: 2, maximumFractionDigits: 2,

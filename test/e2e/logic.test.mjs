@@ -1,0 +1,36 @@
+// The page's pure logic in Node, without a browser: web/format.js and the
+// chart's price scale (web/chart.js touches the DOM only when drawn).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+// ECMA-402 before its 2021 edition (Chromium < 89, Safari < 14.1): a
+// maximumFractionDigits below the style's default minimum (2 for USD) is a
+// RangeError unless minimumFractionDigits is given too.
+function oldEngineNumberFormat(Native) {
+  return function NumberFormat(locales, options = {}) {
+    const significant = options.minimumSignificantDigits !== undefined
+      || options.maximumSignificantDigits !== undefined;
+    if (!significant && options.maximumFractionDigits !== undefined) {
+      const min = options.minimumFractionDigits ?? (options.style === 'currency' ? 2 : 0);
+      if (options.maximumFractionDigits < min) {
+        throw new RangeError('maximumFractionDigits value is out of range.');
+      }
+    }
+    return new Native(locales, options);
+  };
+}
+
+test('format.js loads where maximumFractionDigits may not undercut the currency minimum', async () => {
+  const Native = Intl.NumberFormat;
+  Intl.NumberFormat = oldEngineNumberFormat(Native);
+  try {
+    const format = await import('../../web/format.js?old-engine');
+    Intl.NumberFormat = Native;
+    const label = format.formatAxisPrice(97120, 10).replace(/\D+$/, '');
+    assert.match(label, /97/);
+    assert.doesNotMatch(label, /[.,]\d\d$/, `no cents in ${label}`);
+  } finally {
+    Intl.NumberFormat = Native;
+  }
+});
