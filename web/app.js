@@ -3,7 +3,7 @@
 import { PriceChart } from './chart.js';
 import {
   direction, formatDelta, formatDuration, formatPercent, formatPrice, formatTime,
-  formatUpdated, windowLabel,
+  formatUpdated, roundCents, windowLabel,
 } from './format.js';
 import { PriceFeed } from './stream.js';
 
@@ -43,8 +43,10 @@ function showState({ state, retryAt }) {
 }
 
 function showChange(node, delta, base) {
-  node.dataset.dir = direction(delta);
-  node.textContent = base ? `${formatDelta(delta)} (${formatPercent(delta / base)})` : '—';
+  // The percentage of the change shown, so that "$0.00" reads "0.00%".
+  const shown = roundCents(delta);
+  node.dataset.dir = direction(shown);
+  node.textContent = base ? `${formatDelta(shown)} (${formatPercent(shown / base)})` : '—';
 }
 
 function showWindowChange() {

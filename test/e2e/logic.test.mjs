@@ -34,3 +34,21 @@ test('format.js loads where maximumFractionDigits may not undercut the currency 
     Intl.NumberFormat = Native;
   }
 });
+
+test('a change is coloured by the cent it shows: "$0.00" is flat', async () => {
+  const { direction, formatDelta } = await import('../../web/format.js');
+  for (const d of [0.004, -0.004, 0.0049, -0.0049, 1e-9, -1e-9, 0, -0]) {
+    assert.equal(direction(d), 'flat', `${d} shows ${formatDelta(d)}`);
+  }
+  assert.equal(direction(0.006), 'up');
+  assert.equal(direction(-0.006), 'down');
+  assert.equal(direction(0.37), 'up');
+  // Sign shown and colour agree, on both sides of every half cent.
+  for (let c = -300; c <= 300; c += 1) {
+    for (const d of [c / 1000, (c + 0.5) / 1000, (c - 0.0001) / 1000]) {
+      const text = formatDelta(d);
+      const shown = /\+/.test(text) ? 'up' : /[-\u2212]/.test(text) ? 'down' : 'flat';
+      assert.equal(direction(d), shown, `${d} shows ${text}`);
+    }
+  }
+});
