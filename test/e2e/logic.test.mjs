@@ -52,3 +52,20 @@ test('a change is coloured by the cent it shows: "$0.00" is flat', async () => {
     }
   }
 });
+
+test('the price axis of a window a few ulp wide is a flat line with a finite grid', async () => {
+  const { priceDomain, priceTicks } = await import('../../web/chart.js');
+  for (const prices of [[97123.45, 97123.45000000001], [97123.45], [97123.45, 97123.459], [5e-324, 0]]) {
+    const { lo, hi } = priceDomain(prices);
+    assert.ok(hi - lo >= 0.01, `${prices}: a span of ${hi - lo}`);
+    assert.ok(lo < Math.min(...prices) && hi > Math.max(...prices), `${prices} inside [${lo}, ${hi}]`);
+    const { step, values } = priceTicks(lo, hi, 6);
+    assert.ok(values.length >= 2 && values.length <= 7, `${prices}: ${values.length} grid lines`);
+    for (let i = 1; i < values.length; i += 1) {
+      assert.ok(Math.abs(values[i] - values[i - 1] - step) < step / 1000, `even steps: ${values}`);
+    }
+  }
+  // A range of a cent or more is drawn as it is, between the margins.
+  const { lo, hi } = priceDomain([97000, 97000.37]);
+  assert.ok(lo > 96999.9 && hi < 97000.47, `[${lo}, ${hi}]`);
+});

@@ -291,6 +291,39 @@ e2e('the window slides: points older than history_ttl leave the chart', async (s
   page.check();
 });
 
+e2e('prices a few ulp apart draw as a flat line with distinct grid labels', async (s) => {
+  const up = await s.upstream();
+  const srv = await s.server(up);
+  const page = await openPage(browser, s, srv.base);
+  // A chart of its own on the page, fed directly: the fake upstream rounds
+  // its prices to 8 decimals, and these differ in the last bit only.
+  const drawn = page.evaluate(async () => {
+    const { PriceChart } = await import(new URL('chart.js', document.baseURI).href);
+    const box = document.createElement('div');
+    box.className = 'chart';
+    document.querySelector('main').append(box);
+    const chart = new PriceChart(box, { intervalMs: 1000 });
+    const t = Date.now();
+    chart.add({ id: t - 2000, t: t - 2000, price: 97123.45 });
+    chart.add({ id: t - 1000, t: t - 1000, price: 97123.45000000001 });
+    chart.add({ id: t, t, price: 97123.45 });
+    chart.render();
+    const path = chart.svg.querySelector('.lines path').getAttribute('d');
+    return {
+      labels: [...chart.svg.querySelectorAll('.axis text[text-anchor="end"]')].map((n) => n.textContent),
+      ys: [...path.matchAll(/[ML][\d.]+,([\d.]+)/g)].map((m) => m[1]),
+    };
+  });
+  // Before the fix the grid loop never ended: the page hung in render().
+  const r = await Promise.race([drawn, sleep(5000).then(() => null)]);
+  assert.ok(r, 'the chart was drawn within 5 s');
+  assert.ok(r.labels.length >= 2, `grid labels: ${r.labels}`);
+  assert.equal(new Set(r.labels).size, r.labels.length, `distinct grid labels: ${r.labels}`);
+  assert.equal(r.ys.length, 3);
+  assert.equal(new Set(r.ys).size, 1, `a flat line: ${r.ys}`);
+  page.check();
+});
+
 e2e('hover, keyboard, colour scheme, reduced motion; screenshots', async (s) => {
   const up = await s.upstream({ price: 97250, step: 0 });
   const srv = await s.server(up);
