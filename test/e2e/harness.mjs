@@ -4,11 +4,13 @@
 // a test starts is registered with its Session and stopped by session.close(),
 // also when the test fails. Every wait is bounded.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -221,6 +223,24 @@ export async function launchBrowser(options = {}) {
   };
 }
 
+/**
+ * One browser for a test file, and `e2e(name, body, timeout)` to declare its
+ * tests: `body(session, browser)` gets a new Session, always closed after.
+ */
+export function browserTests() {
+  let browser;
+  before(async () => { browser = await launchBrowser(); });
+  after(async () => { await browser?.close(); });
+  return (name, body, timeout = 120000) => test(name, { timeout }, async () => {
+    const session = new Session(name);
+    try {
+      await body(session, browser);
+    } finally {
+      await session.close();
+    }
+  });
+}
+
 // Recorded in the page before any of its scripts: every EventSource the page
 // creates, every message id and gap it receives (independent of the app).
 const RECORDER = () => {
@@ -333,4 +353,51 @@ export function holdStream(base) {
     req.on('error', (err) => reject(err));
     req.setTimeout(5000, () => req.destroy(new Error('holding /stream: timeout')));
   });
+}
+
+// Checks shared by the test files.
+
+export const ids = (list) => list.map((u) => String(u.id));
+
+export function assertIncreasing(list, what) {
+  for (let i = 1; i < list.length; i += 1) {
+    assert.ok(BigInt(list[i]) > BigInt(list[i - 1]),
+      `${what}: id ${list[i]} after ${list[i - 1]} (index ${i})`);
+  }
+}
+
+/**
+ * The breaks the chart must show by time alone in `list` (updates from
+ * /api/v1/prices, oldest first): more than three intervals between two of
+ * them (chart.js). On a loaded machine a poll can time out and its retry
+ * come late, and the page is right to break the line there.
+ */
+export function timeBreaks(list) {
+  let n = 0;
+  for (let i = 1; i < list.length; i += 1) {
+    if (Date.parse(list[i].timestamp) - Date.parse(list[i - 1].timestamp) > 3 * INTERVAL_MS) n += 1;
+  }
+  return n;
+}
+
+/** Pauses the upstream and waits until the service's latest price stays put. */
+export async function quiesce(up, srv) {
+  await up.pause();
+  let prev = null;
+  await waitFor(async () => {
+    const cur = (await getJSON(`${srv.base}api/v1/price`)).id;
+    const still = cur === prev;
+    prev = cur;
+    if (!still) await sleep(4 * INTERVAL_MS);
+    return still;
+  }, { timeout: 10000, what: 'the latest price to stay put' });
+  return getJSON(`${srv.base}api/v1/prices`);
+}
+
+/** Waits until the page shows the update with this id. */
+export function waitPageAt(page, id, timeout = 10000) {
+  return waitFor(async () => {
+    const h = await hooks(page);
+    return h.priceId === String(id) && h;
+  }, { timeout, what: `the page to show id ${id}` });
 }

@@ -9,8 +9,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  getJSON, holdStream, hooks, INTERVAL_MS, launchBrowser, openPage, request, screenshot,
-  Session, sleep, SOURCE_ROOT, waitFor, waitState,
+  assertIncreasing, getJSON, holdStream, hooks, ids, INTERVAL_MS, launchBrowser, openPage,
+  quiesce, request, screenshot, Session, sleep, SOURCE_ROOT, timeBreaks, waitFor, waitPageAt,
+  waitState,
 } from './harness.mjs';
 
 let browser;
@@ -29,15 +30,6 @@ function e2e(name, body, timeout = 120000) {
   });
 }
 
-const ids = (list) => list.map((u) => String(u.id));
-
-function assertIncreasing(list, what) {
-  for (let i = 1; i < list.length; i += 1) {
-    assert.ok(BigInt(list[i]) > BigInt(list[i - 1]),
-      `${what}: id ${list[i]} after ${list[i - 1]} (index ${i})`);
-  }
-}
-
 /** The chart holds exactly the points of the fill(s) and the stream, once each. */
 function assertChartIsWhatArrived(h, fills) {
   const fill = fills.flat();
@@ -46,42 +38,6 @@ function assertChartIsWhatArrived(h, fills) {
   const arrived = [...new Set([...fill, ...h.sse.ids])].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
   assert.deepEqual(h.ids, arrived);
   assert.equal(h.count, h.ids.length);
-}
-
-/**
- * The breaks the chart must show by time alone in `list` (updates from
- * /api/v1/prices, oldest first): more than three intervals between two of
- * them (chart.js). On a loaded machine a poll can time out and its retry
- * come late, and the page is right to break the line there.
- */
-function timeBreaks(list) {
-  let n = 0;
-  for (let i = 1; i < list.length; i += 1) {
-    if (Date.parse(list[i].timestamp) - Date.parse(list[i - 1].timestamp) > 3 * INTERVAL_MS) n += 1;
-  }
-  return n;
-}
-
-/** Pauses the upstream and waits until the service's latest price stays put. */
-async function quiesce(up, srv) {
-  await up.pause();
-  let prev = null;
-  await waitFor(async () => {
-    const cur = (await getJSON(`${srv.base}api/v1/price`)).id;
-    const still = cur === prev;
-    prev = cur;
-    if (!still) await sleep(4 * INTERVAL_MS);
-    return still;
-  }, { timeout: 10000, what: 'the latest price to stay put' });
-  return getJSON(`${srv.base}api/v1/prices`);
-}
-
-/** Waits until the page shows the update with this id. */
-function waitPageAt(page, id, timeout = 10000) {
-  return waitFor(async () => {
-    const h = await hooks(page);
-    return h.priceId === String(id) && h;
-  }, { timeout, what: `the page to show id ${id}` });
 }
 
 e2e('the price appears, updates, and matches /api/v1/price', async (s) => {
