@@ -97,6 +97,10 @@ feed.addEventListener('update', (e) => {
   ds.duplicates = String(feed.duplicates);
 });
 
+feed.addEventListener('reject', () => {
+  document.body.dataset.rejected = String(feed.rejected);
+});
+
 feed.addEventListener('gap', () => {
   chart.markGap();
   const n = Number(notice.dataset.gaps) + 1;

@@ -5,6 +5,7 @@
 //   info    {info}                     /api/v1/info (again after each reopen)
 //   update  {update, live}             a new point; `live` false for the fill
 //   gap     {requested, oldest}        the server says points may be missing
+//   reject  {update, why}              an update that cannot be shown, dropped
 //   state   {state, retryAt}           connecting | live | reconnecting | stale
 //
 // Reconnects: while the EventSource is CONNECTING the browser retries by
@@ -33,6 +34,7 @@ export class PriceFeed extends EventTarget {
     this.timer = 0;
     this.received = 0; // stream messages, duplicates included
     this.duplicates = 0;
+    this.rejected = 0; // updates dropped as unusable (no id, price or time)
     this.retryAt = 0;
     this.staleTimer = setInterval(() => this.checkStale(), 250);
     addEventListener('online', () => {
@@ -120,9 +122,10 @@ export class PriceFeed extends EventTarget {
       try {
         data = JSON.parse(e.data);
       } catch {
+        this.reject({ id: e.lastEventId }, 'its data is not JSON');
         return;
       }
-      this.accept({ id: Number(e.lastEventId), timestamp: data.timestamp, price: data.price }, true);
+      this.accept({ id: e.lastEventId, timestamp: data?.timestamp, price: data?.price }, true);
     };
     es.addEventListener('gap', (e) => {
       if (es !== this.es) return;
@@ -146,9 +149,21 @@ export class PriceFeed extends EventTarget {
     };
   }
 
+  /** Counts and logs an update that cannot be shown; the stream goes on. */
+  reject(u, why) {
+    this.rejected += 1;
+    console.warn(`btcstream: update ${u.id} dropped: ${why}`);
+    this.emit('reject', { update: u, why });
+  }
+
   accept(u, live) {
+    // A time that does not parse would be NaN: never trimmed from the
+    // window, and toISOString() throws.
     const id = Number(u.id);
-    if (!Number.isSafeInteger(id) || !Number.isFinite(u.price)) return;
+    const t = Date.parse(u.timestamp);
+    if (!Number.isSafeInteger(id)) return this.reject(u, 'no valid id');
+    if (!Number.isFinite(u.price)) return this.reject(u, 'no valid price');
+    if (!Number.isFinite(t)) return this.reject(u, `timestamp ${JSON.stringify(u.timestamp)} does not parse`);
     if (live) {
       this.lastActivity = this.now();
       if (this.state === 'stale') this.setState('live');
@@ -158,7 +173,7 @@ export class PriceFeed extends EventTarget {
       return;
     }
     this.lastId = id;
-    this.emit('update', { update: { id, t: Date.parse(u.timestamp), price: u.price }, live });
+    this.emit('update', { update: { id, t, price: u.price }, live });
   }
 
   checkStale() {

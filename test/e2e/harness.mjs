@@ -263,12 +263,13 @@ const RECORDER = () => {
 const OUTAGE_ERROR = /^Failed to load resource: (net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)|the server responded with a status of 503 \(Service Unavailable\)) http:\/\/127\.0\.0\.1:\d+\/(stream|api\/v1\/\w+)(\?\S*)?$/;
 
 /**
- * Opens the page at `base` in a new tab with the recorder, and collects
- * page errors and console errors. `page.check()` asserts there were none,
- * except the expected ones while `session.outage` was true.
+ * Opens the page at `base` in a new tab (or in `page`, a new tab the test
+ * set up, e.g. with routes) with the recorder, and collects page errors and
+ * console errors. `page.check()` asserts there were none, except the
+ * expected ones while `session.outage` was true.
  */
-export async function openPage(browser, session, base) {
-  const page = await browser.context.newPage();
+export async function openPage(browser, session, base, tab = null) {
+  const page = tab ?? await browser.context.newPage();
   await page.addInitScript(RECORDER);
   const problems = [];
   const fills = []; // ids from each /api/v1/prices answer the page got
