@@ -89,7 +89,8 @@ feed.addEventListener('info', (e) => {
 });
 
 feed.addEventListener('update', (e) => {
-  const { update, live } = e.detail;
+  const { update, live, rewound } = e.detail;
+  if (rewound) chart.rewind(update.id);
   chart.add(update);
   showPrice(update, live);
   const ds = document.body.dataset;

@@ -123,6 +123,21 @@ export class PriceChart {
     if (this.points.length) this.breakNext = true;
   }
 
+  /**
+   * Ids went back (a server restarted with its clock behind): the points
+   * from `id` on are dropped, and the next point starts a new segment.
+   */
+  rewind(id) {
+    const n = this.points.findIndex((p) => p.id >= id);
+    if (n >= 0) {
+      this.points.length = n;
+      if (this.hover !== null && this.hover >= n) this.hover = null;
+      this.updateHooks();
+      this.schedule();
+    }
+    this.markGap();
+  }
+
   add({ id, t, price }) {
     const last = this.points[this.points.length - 1];
     if (last && id <= last.id) return; // exactly once, in order

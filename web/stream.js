@@ -3,7 +3,8 @@
 //
 // Events (all CustomEvent, data in `detail`):
 //   info    {info}                     /api/v1/info (again after each reopen)
-//   update  {update, live}             a new point; `live` false for the fill
+//   update  {update, live, rewound}    a new point; `live` false for the fill;
+//                                      `rewound`: its id is below the last one
 //   gap     {requested, oldest}        the server says points may be missing
 //   reject  {update, why}              an update that cannot be shown, dropped
 //   state   {state, retryAt}           connecting | live | reconnecting | stale
@@ -13,10 +14,29 @@
 // answer, e.g. 503 at the client limit or a proxy's 502: readyState CLOSED),
 // a new one is created here after a backoff with jitter, resuming with
 // `?lastEventId=` (the server reads it when there is no Last-Event-ID header).
+//
+// Ids only go back after a gap: a single node restarted without its state
+// file and with its clock behind knows no id up to ours, says so with a gap
+// and streams smaller ids. The first such id that we have not seen starts
+// the feed again from there (`rewound`); one we have seen (a node that lags
+// behind the one we came from) is a duplicate, as always.
 
 const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const STALE_INTERVALS = 3;
+const RECENT_IDS = 4096; // ids kept to tell a duplicate from a rewind (> history_max)
+
+/** Index of the first element of the ascending `list` that is >= `x`. */
+function lowerBound(list, x) {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 export class PriceFeed extends EventTarget {
   constructor({ base = '', random = Math.random, now = () => performance.now() } = {}) {
@@ -28,6 +48,8 @@ export class PriceFeed extends EventTarget {
     this.info = null;
     this.intervalMs = 5000; // until /api/v1/info says otherwise
     this.lastId = null; // number: ids are unix ms, exact in a double
+    this.recent = []; // the last RECENT_IDS ids accepted, ascending
+    this.afterGap = false; // a gap came, and no update since
     this.lastActivity = this.now();
     this.attempt = 0;
     this.es = null;
@@ -104,6 +126,7 @@ export class PriceFeed extends EventTarget {
   }
 
   open() {
+    this.afterGap = false;
     const url = this.base + (this.lastId === null ? 'stream' : `stream?lastEventId=${this.lastId}`);
     const es = new EventSource(url);
     this.es = es;
@@ -133,7 +156,7 @@ export class PriceFeed extends EventTarget {
       try {
         data = JSON.parse(e.data);
       } catch { /* the notice does not need the details */ }
-      this.lastActivity = this.now();
+      this.afterGap = true;
       this.emit('gap', data);
     });
     es.onerror = () => {
@@ -164,16 +187,27 @@ export class PriceFeed extends EventTarget {
     if (!Number.isSafeInteger(id)) return this.reject(u, 'no valid id');
     if (!Number.isFinite(u.price)) return this.reject(u, 'no valid price');
     if (!Number.isFinite(t)) return this.reject(u, `timestamp ${JSON.stringify(u.timestamp)} does not parse`);
+    let rewound = false;
+    if (this.lastId !== null && id <= this.lastId) {
+      const at = lowerBound(this.recent, id);
+      if (!live || !this.afterGap || this.recent[at] === id) {
+        this.duplicates += 1; // ids strictly increase: seen already
+        return;
+      }
+      rewound = true; // see the top of this file
+      this.recent.length = at;
+    }
+    this.afterGap = false;
+    this.lastId = id;
+    this.recent.push(id);
+    if (this.recent.length > 2 * RECENT_IDS) this.recent.splice(0, RECENT_IDS);
     if (live) {
+      // Only a point shown is a sign of life: a feed that drops everything
+      // must go stale.
       this.lastActivity = this.now();
       if (this.state === 'stale') this.setState('live');
     }
-    if (this.lastId !== null && id <= this.lastId) {
-      this.duplicates += 1; // ids strictly increase: seen already
-      return;
-    }
-    this.lastId = id;
-    this.emit('update', { update: { id, t, price: u.price }, live });
+    this.emit('update', { update: { id, t, price: u.price }, live, rewound });
   }
 
   checkStale() {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import {
   assertIncreasing, browserTests, getJSON, hooks, ids, INTERVAL_MS, openPage, quiesce,
-  waitFor, waitPageAt, waitState,
+  timeBreaks, waitFor, waitPageAt, waitState,
 } from './harness.mjs';
 
 const e2e = browserTests();
@@ -59,5 +59,50 @@ e2e('updates whose timestamp does not parse are dropped and counted; the rest fl
   const good = ids(fill).filter((id) => !bad.includes(id));
   assert.deepEqual(h.ids, [...good, ...ids(list).filter((id) => BigInt(id) > BigInt(sent[1]))]);
   assert.equal(h.updated, list.at(-1).timestamp);
+  shown.check();
+});
+
+e2e('ids that go back after a gap (a restart with the clock behind) are shown, after a break', async (s, browser) => {
+  const up = await s.upstream();
+  const srv = await s.server(up);
+  await buffered(srv, 8);
+  // The fill as a server whose clock ran a minute ahead for its last three
+  // polls would have sent it: resuming from there, this server (clock right)
+  // knows no such id, says so with a gap, then streams smaller ids.
+  let fill = null;
+  const page = await browser.context.newPage();
+  s.onClose(() => page.close());
+  await page.route(/\/api\/v1\/prices$/, async (route) => {
+    const res = await route.fetch();
+    fill = (await res.json()).map((u, i, all) => (i < all.length - 3 ? u : {
+      id: String(BigInt(u.id) + 60000n),
+      timestamp: new Date(Date.parse(u.timestamp) + 60000).toISOString(),
+      price: u.price,
+    }));
+    await route.fulfill({ response: res, json: fill });
+  });
+  const shown = await openPage(browser, s, srv.base, page);
+  await waitState(shown, 'live');
+  const ahead = fill.slice(-3);
+  const kept = fill.slice(0, -3);
+  let h = await waitFor(async () => {
+    const x = await hooks(shown);
+    return x.sse.gaps.length === 1 && x.sse.ids.length >= 5 && x.priceId === x.sse.ids.at(-1) && x;
+  }, { what: 'a gap, then live updates shown' });
+  assert.equal(h.state, 'live');
+  assert.equal(h.sse.gaps[0].requested, ahead.at(-1).id);
+  assert.ok(h.sse.gaps[0].oldest === null || BigInt(h.sse.gaps[0].oldest) < BigInt(ahead.at(-1).id));
+  assert.ok(BigInt(h.sse.ids[0]) < BigInt(ahead[0].id), 'the stream went back');
+
+  const list = await quiesce(up, srv);
+  h = await waitPageAt(shown, list.at(-1).id);
+  const live = list.filter((u) => h.sse.ids.includes(String(u.id)));
+  assert.deepEqual(h.sse.ids, ids(live), 'the stream sent what the server holds since');
+  // What came from the clock ahead is gone; the line breaks before the new ids.
+  assert.deepEqual(h.ids, [...ids(kept), ...ids(live)]);
+  assert.equal(h.segments, 2 + timeBreaks(kept) + timeBreaks(live));
+  assert.equal(h.gaps, 1);
+  assert.ok(h.noticeVisible);
+  assert.equal(await shown.evaluate(() => document.body.dataset.duplicates), '0');
   shown.check();
 });

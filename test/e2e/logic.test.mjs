@@ -69,3 +69,63 @@ test('the price axis of a window a few ulp wide is a flat line with a finite gri
   const { lo, hi } = priceDomain([97000, 97000.37]);
   assert.ok(lo > 96999.9 && hi < 97000.47, `[${lo}, ${hi}]`);
 });
+
+/** A PriceFeed that is never started: updates go to accept() by hand. */
+async function feedForTest() {
+  globalThis.addEventListener ??= () => {}; // the page's `online` event
+  globalThis.CustomEvent ??= class extends Event { // Node 18
+    constructor(type, { detail } = {}) {
+      super(type);
+      this.detail = detail;
+    }
+  };
+  const { PriceFeed } = await import('../../web/stream.js');
+  const feed = new PriceFeed();
+  clearInterval(feed.staleTimer);
+  const shown = [];
+  feed.addEventListener('update', (e) => shown.push(e.detail.rewound ? `<${e.detail.update.id}` : e.detail.update.id));
+  const at = (id) => ({ id: String(id), timestamp: new Date(id).toISOString(), price: 97000 });
+  return { feed, shown, at, gap: () => { feed.afterGap = true; } };
+}
+
+test('ids go back only after a gap, and only to an id not seen', async () => {
+  const { feed, shown, at, gap } = await feedForTest();
+  for (const id of [1000, 2000, 3000]) feed.accept(at(id), false);
+  feed.accept(at(2500), true); // no gap: a duplicate, as ever
+  assert.deepEqual(shown, [1000, 2000, 3000]);
+  assert.equal(feed.duplicates, 1);
+
+  gap(); // a restart with the clock behind
+  feed.accept(at(2500), true);
+  feed.accept(at(2600), true);
+  assert.deepEqual(shown, [1000, 2000, 3000, '<2500', 2600]);
+  assert.equal(feed.lastId, 2600);
+  feed.accept(at(2550), true); // the gap is used up
+  assert.equal(feed.duplicates, 2);
+
+  gap(); // a node behind the last one: what it sends we have seen
+  feed.accept(at(2000), true);
+  feed.accept(at(2600), true);
+  feed.accept(at(2700), true);
+  assert.deepEqual(shown.slice(5), [2700]);
+  assert.equal(feed.duplicates, 4);
+  assert.equal(feed.rejected, 0);
+});
+
+test('updates without a valid id, price or timestamp are counted and dropped', async () => {
+  const { feed, shown, at } = await feedForTest();
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    feed.accept(at(1000), true);
+    feed.accept({ ...at(2000), timestamp: undefined }, true);
+    feed.accept({ ...at(3000), timestamp: 'not a time' }, true);
+    feed.accept({ ...at(4000), price: '97000' }, true);
+    feed.accept({ ...at(5000), id: 'x' }, true);
+    feed.accept(at(6000), true);
+  } finally {
+    console.warn = warn;
+  }
+  assert.deepEqual(shown, [1000, 6000]);
+  assert.equal(feed.rejected, 4);
+});
