@@ -14,6 +14,9 @@
 // answer, e.g. 503 at the client limit or a proxy's 502: readyState CLOSED),
 // a new one is created here after a backoff with jitter, resuming with
 // `?lastEventId=` (the server reads it when there is no Last-Event-ID header).
+// The backoff starts where the server's own hint does (Retry-After and
+// `retry:`, 3 s ± 20 %, which a page cannot read): sooner, every page would
+// undercut it at the client limit or a restart.
 //
 // Ids only go back after a gap: a single node restarted without its state
 // file and with its clock behind knows no id up to ours, says so with a gap
@@ -21,10 +24,19 @@
 // the feed again from there (`rewound`); one we have seen (a node that lags
 // behind the one we came from) is a duplicate, as always.
 
-const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_FIRST_MS = 3000; // the server's --retry default
 const BACKOFF_MAX_MS = 30000;
 const STALE_INTERVALS = 3;
 const RECENT_IDS = 4096; // ids kept to tell a duplicate from a rewind (> history_max)
+
+/**
+ * The wait before attempt `attempt` (from 0): b = 3 s, 6 s, … 30 s, jittered
+ * to 0.8 b … 1.2 b by `random` in [0, 1), as the server jitters its hint.
+ */
+export function backoffDelay(attempt, random) {
+  const b = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 10));
+  return Math.round(b * (0.8 + 0.4 * random));
+}
 
 /** Index of the first element of the ascending `list` that is >= `x`. */
 function lowerBound(list, x) {
@@ -105,11 +117,11 @@ export class PriceFeed extends EventTarget {
     this.open();
   }
 
-  /** Exponential backoff with jitter: [b/2, b) for b = 1 s, 2 s, … 30 s. */
+  /** Exponential backoff with jitter (backoffDelay). */
   backoff() {
-    const b = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(this.attempt, 10));
+    const delay = backoffDelay(this.attempt, this.random());
     this.attempt += 1;
-    return Math.round(b / 2 + (this.random() * b) / 2);
+    return delay;
   }
 
   later(fn) {

@@ -245,15 +245,20 @@ export function browserTests() {
 // creates, every message id and gap it receives (independent of the app).
 const RECORDER = () => {
   const Native = window.EventSource;
-  const rec = { urls: [], ids: [], gaps: [], errors: 0 };
+  // opened, errorsAt: performance.now() of each creation and each error.
+  const rec = { urls: [], ids: [], gaps: [], errors: 0, opened: [], errorsAt: [] };
   window.__sse = rec;
   window.EventSource = class extends Native {
     constructor(url, init) {
       super(url, init);
       rec.urls.push(String(url));
+      rec.opened.push(performance.now());
       this.addEventListener('message', (e) => rec.ids.push(e.lastEventId));
       this.addEventListener('gap', (e) => rec.gaps.push(JSON.parse(e.data)));
-      this.addEventListener('error', () => { rec.errors += 1; });
+      this.addEventListener('error', () => {
+        rec.errors += 1;
+        rec.errorsAt.push(performance.now());
+      });
     }
   };
 };

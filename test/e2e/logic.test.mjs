@@ -129,3 +129,13 @@ test('updates without a valid id, price or timestamp are counted and dropped', a
   assert.deepEqual(shown, [1000, 6000]);
   assert.equal(feed.rejected, 4);
 });
+
+test('the page backs off from 3 s ± 20 % (as the server hints), doubling up to 30 s', async () => {
+  const { backoffDelay } = await import('../../web/stream.js');
+  assert.equal(backoffDelay(0, 0), 2400);
+  assert.equal(backoffDelay(0, 0.5), 3000);
+  assert.ok(backoffDelay(0, 0.999999) <= 3600);
+  assert.deepEqual([1, 2, 3, 4, 5, 20].map((n) => backoffDelay(n, 0.5)),
+    [6000, 12000, 24000, 30000, 30000, 30000]);
+  assert.ok(backoffDelay(50, 0.999999) <= 36000);
+});

@@ -206,9 +206,15 @@ e2e('a 503 at --max-clients is followed by recovery once a slot frees, nothing l
     if (new URL(res.url()).pathname === '/stream' && res.status() === 503) refused.push(res.url());
   });
   let h = await waitState(page, 'reconnecting');
-  await waitFor(async () => (await hooks(page)).sse.urls.length >= 2,
-    { what: 'the page to create a new EventSource after the 503' });
+  h = await waitFor(async () => {
+    const x = await hooks(page);
+    return x.sse.urls.length >= 2 && x;
+  }, { what: 'the page to create a new EventSource after the 503' });
   assert.ok(refused.length >= 1, 'the server answered 503');
+  // Not sooner than the server's Retry-After (--retry, 3 s by default,
+  // less its 20 % jitter): a page must not undercut it at the client limit.
+  const waited = h.sse.opened[1] - h.sse.errorsAt.find((t) => t > h.sse.opened[0]);
+  assert.ok(waited >= 2400, `the page tried again after ${Math.round(waited)} ms`);
   assert.match((await hooks(page)).stateText, /^Reconnecting( in \d+ s)?…$/);
 
   hog.release();
