@@ -18,6 +18,13 @@
 // `retry:`, 3 s ± 20 %, which a page cannot read): sooner, every page would
 // undercut it at the client limit or a restart.
 //
+// Stale: no price for three intervals. The server's heartbeat comments keep
+// a healthy connection open but are invisible here, so a connection that
+// died silently (no FIN, no RST) looks the same as a quiet upstream. Once
+// stale for about two heartbeats, the EventSource is replaced by a new one
+// from the last id; while nothing comes, each further try waits twice as
+// long (up to 16 heartbeats), jittered so that pages do not come back as one.
+//
 // Ids only go back after a gap: a single node restarted without its state
 // file and with its clock behind knows no id up to ours, says so with a gap
 // and streams smaller ids. The first such id that we have not seen starts
@@ -27,7 +34,17 @@
 const BACKOFF_FIRST_MS = 3000; // the server's --retry default
 const BACKOFF_MAX_MS = 30000;
 const STALE_INTERVALS = 3;
+const STALE_REOPEN_HEARTBEATS = 2;
 const RECENT_IDS = 4096; // ids kept to tell a duplicate from a rewind (> history_max)
+
+/**
+ * How long after going stale a new stream is opened, for the `tries`-th
+ * time in a row without a price: 2, 4, 8, 16 heartbeats, ± 20 % by `random`.
+ */
+export function staleReopenDelay(heartbeatMs, tries, random) {
+  const b = STALE_REOPEN_HEARTBEATS * heartbeatMs * 2 ** Math.min(tries, 3);
+  return Math.round(b * (0.8 + 0.4 * random));
+}
 
 /**
  * The wait before attempt `attempt` (from 0): b = 3 s, 6 s, … 30 s, jittered
@@ -59,6 +76,7 @@ export class PriceFeed extends EventTarget {
     this.state = 'connecting';
     this.info = null;
     this.intervalMs = 5000; // until /api/v1/info says otherwise
+    this.heartbeatMs = 15000; // likewise
     this.lastId = null; // number: ids are unix ms, exact in a double
     this.recent = []; // the last RECENT_IDS ids accepted, ascending
     this.afterGap = false; // a gap came, and no update since
@@ -70,6 +88,8 @@ export class PriceFeed extends EventTarget {
     this.duplicates = 0;
     this.rejected = 0; // updates dropped as unusable (no id, price or time)
     this.retryAt = 0;
+    this.reopenAt = 0; // while stale: when to replace the EventSource
+    this.staleReopens = 0; // replaced while stale, since the last price
     this.staleTimer = setInterval(() => this.checkStale(), 250);
     addEventListener('online', () => {
       if (!this.es && this.timer) this.retryNow();
@@ -101,6 +121,7 @@ export class PriceFeed extends EventTarget {
   applyInfo(info) {
     this.info = info;
     if (info.interval_ms > 0) this.intervalMs = info.interval_ms;
+    if (info.heartbeat_ms > 0) this.heartbeatMs = info.heartbeat_ms;
     this.emit('info', { info });
   }
 
@@ -217,15 +238,28 @@ export class PriceFeed extends EventTarget {
       // Only a point shown is a sign of life: a feed that drops everything
       // must go stale.
       this.lastActivity = this.now();
+      this.staleReopens = 0;
       if (this.state === 'stale') this.setState('live');
     }
     this.emit('update', { update: { id, t, price: u.price }, live, rewound });
   }
 
   checkStale() {
-    if (this.state === 'live'
-        && this.now() - this.lastActivity > STALE_INTERVALS * this.intervalMs) {
+    const now = this.now();
+    if (this.state === 'live' && now - this.lastActivity > STALE_INTERVALS * this.intervalMs) {
       this.setState('stale');
+      this.reopenAt = now + staleReopenDelay(this.heartbeatMs, this.staleReopens, this.random());
+    } else if (this.state === 'stale' && this.es && now >= this.reopenAt) {
+      this.staleReopens += 1;
+      this.reopen();
     }
+  }
+
+  /** Replaces an EventSource that may have died silently, from the last id. */
+  reopen() {
+    this.es.close();
+    this.es = null;
+    this.setState('reconnecting');
+    this.open();
   }
 }

@@ -106,3 +106,40 @@ e2e('ids that go back after a gap (a restart with the clock behind) are shown, a
   assert.equal(await shown.evaluate(() => document.body.dataset.duplicates), '0');
   shown.check();
 });
+
+e2e('a stream that dies silently goes stale, and a new one resumes from the last id', async (s, browser) => {
+  const HEARTBEAT_MS = 1000;
+  const up = await s.upstream();
+  const srv = await s.server(up, { flags: ['--heartbeat', `${HEARTBEAT_MS}ms`] });
+  const net = await s.proxy(srv);
+  const page = await openPage(browser, s, net.base);
+  await waitState(page, 'live');
+  let h = await waitFor(async () => {
+    const x = await hooks(page);
+    return x.sse.ids.length >= 3 && x;
+  }, { what: 'live updates' });
+
+  assert.equal(net.freezeStreams(), 1);
+  const stale = await waitState(page, 'stale', 5000);
+  const frozenAt = stale.sse.ids.at(-1); // nothing comes on the dead one after this
+  h = await waitFor(async () => {
+    const x = await hooks(page);
+    return x.sse.urls.length > stale.sse.urls.length && x;
+  }, { timeout: 3 * INTERVAL_MS + 2 * 1.2 * HEARTBEAT_MS + 5000, what: 'a new stream' });
+  assert.equal(h.sse.urls.length, stale.sse.urls.length + 1);
+  assert.equal(h.sse.urls.at(-1), `stream?lastEventId=${frozenAt}`);
+  const waited = h.sse.opened.at(-1) - stale.sse.lastAt;
+  assert.ok(waited >= 3 * INTERVAL_MS + 1.6 * HEARTBEAT_MS,
+    `a new stream ${Math.round(waited)} ms after the last update: about two heartbeats after "stale"`);
+  await waitFor(async () => {
+    const x = await hooks(page);
+    return x.state === 'live' && BigInt(x.priceId) > BigInt(frozenAt) && x;
+  }, { what: 'live again, with newer prices' });
+
+  // The updates sent into the dead connection came again on the new one.
+  const list = await quiesce(up, srv);
+  h = await waitPageAt(page, list.at(-1).id);
+  assert.deepEqual(h.ids, ids(list), 'every update exactly once');
+  assert.equal(h.segments, 1 + timeBreaks(list));
+  page.check();
+});

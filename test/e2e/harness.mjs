@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -179,6 +180,66 @@ export class Session {
     return { port: bound, base, child: c, stop: () => c.stop() };
   }
 
+  /**
+   * A TCP proxy to `server` whose streams can die silently: freezeStreams()
+   * makes every connection that carried a /stream request read and drop what
+   * comes from either side, and tell neither side anything (no FIN, no RST),
+   * as when a network path goes dead. Other and later connections pass.
+   */
+  async proxy(server) {
+    const pairs = new Set();
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(server.port, '127.0.0.1');
+      const pair = { client, upstream, stream: false, frozen: false };
+      pairs.add(pair);
+      client.on('data', (d) => {
+        if (pair.frozen) return;
+        if (/^GET \/stream[ ?]/m.test(d.toString('latin1'))) pair.stream = true;
+        upstream.write(d);
+      });
+      upstream.on('data', (d) => {
+        if (!pair.frozen) client.write(d);
+      });
+      const end = () => {
+        if (pair.frozen) return; // silence, until the session closes
+        client.destroy();
+        upstream.destroy();
+        pairs.delete(pair);
+      };
+      for (const sock of [client, upstream]) {
+        sock.on('error', () => {});
+        sock.on('close', end);
+      }
+    });
+    await new Promise((resolve, reject) => {
+      proxy.once('error', reject);
+      proxy.listen(0, '127.0.0.1', resolve);
+    });
+    this.onClose(() => {
+      proxy.close();
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+    });
+    const { port } = proxy.address();
+    return {
+      port,
+      base: `http://127.0.0.1:${port}/`,
+      /** Freezes the connections that carried /stream; returns how many. */
+      freezeStreams() {
+        let n = 0;
+        for (const p of pairs) {
+          if (p.stream && !p.frozen) {
+            p.frozen = true;
+            n += 1;
+          }
+        }
+        return n;
+      },
+    };
+  }
+
   onClose(fn) {
     this.closers.push(fn);
   }
@@ -245,7 +306,8 @@ export function browserTests() {
 // creates, every message id and gap it receives (independent of the app).
 const RECORDER = () => {
   const Native = window.EventSource;
-  // opened, errorsAt: performance.now() of each creation and each error.
+  // opened, errorsAt, lastAt: performance.now() of each creation, of each
+  // error, and of the last message.
   const rec = { urls: [], ids: [], gaps: [], errors: 0, opened: [], errorsAt: [] };
   window.__sse = rec;
   window.EventSource = class extends Native {
@@ -253,7 +315,10 @@ const RECORDER = () => {
       super(url, init);
       rec.urls.push(String(url));
       rec.opened.push(performance.now());
-      this.addEventListener('message', (e) => rec.ids.push(e.lastEventId));
+      this.addEventListener('message', (e) => {
+        rec.ids.push(e.lastEventId);
+        rec.lastAt = performance.now();
+      });
       this.addEventListener('gap', (e) => rec.gaps.push(JSON.parse(e.data)));
       this.addEventListener('error', () => {
         rec.errors += 1;

@@ -139,3 +139,12 @@ test('the page backs off from 3 s ± 20 % (as the server hints), doubling up to 
     [6000, 12000, 24000, 30000, 30000, 30000]);
   assert.ok(backoffDelay(50, 0.999999) <= 36000);
 });
+
+test('a stale page opens a new stream after about two heartbeats, then waits longer each time', async () => {
+  const { staleReopenDelay } = await import('../../web/stream.js');
+  assert.equal(staleReopenDelay(15000, 0, 0.5), 30000);
+  assert.equal(staleReopenDelay(15000, 0, 0), 24000);
+  assert.ok(staleReopenDelay(15000, 0, 0.999999) <= 36000);
+  assert.deepEqual([1, 2, 3, 9].map((n) => staleReopenDelay(15000, n, 0.5)),
+    [60000, 120000, 240000, 240000]);
+});
