@@ -11,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const priceEl = $('price');
 const stateEl = $('state');
 const stateLabel = $('state-label');
+const stateCountdown = $('state-countdown');
 const updatedEl = $('updated');
 const changeLast = $('change-last');
 const changeWindow = $('change-window');
@@ -21,22 +22,26 @@ const feed = new PriceFeed();
 
 let last = null; // the newest update shown
 
+// What the live region says; "reconnecting" goes on, out of it, as
+// " in 3 s…" or "…".
 const STATE_TEXT = {
   connecting: 'Connecting…',
   live: 'Live',
-  reconnecting: 'Reconnecting…',
+  reconnecting: 'Reconnecting',
   stale: 'Stale: no new price',
 };
 
 let countdown = 0;
 function showState({ state, retryAt }) {
   stateEl.dataset.state = state;
+  const text = STATE_TEXT[state] ?? state;
+  if (stateLabel.textContent !== text) stateLabel.textContent = text; // said once per change
   clearInterval(countdown);
   const paint = () => {
-    let text = STATE_TEXT[state] ?? state;
     const s = Math.ceil((retryAt - Date.now()) / 1000);
-    if (retryAt && s > 0) text = `Reconnecting in ${s} s…`;
-    stateLabel.textContent = text;
+    let rest = '';
+    if (state === 'reconnecting') rest = retryAt && s > 0 ? ` in ${s} s…` : '…';
+    stateCountdown.textContent = rest;
   };
   paint();
   if (retryAt) countdown = setInterval(paint, 1000);

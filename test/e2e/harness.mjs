@@ -328,6 +328,54 @@ const RECORDER = () => {
   };
 };
 
+// What screen readers would announce, roughly: the text of each live region
+// (aria-live, or role status, alert or log), without aria-hidden or hidden
+// parts, whenever it changes while the region was already exposed (laid out
+// and not aria-hidden) before the change. A region that is revealed with its
+// text already in it is logged as `revealed`: screen readers mostly miss it.
+const ANNOUNCER = () => {
+  const log = [];
+  window.__announced = log;
+  const REGION = '[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"], [role="log"]';
+  const spoken = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) return node.data;
+    if (node.nodeType !== Node.ELEMENT_NODE || node.hidden
+        || node.getAttribute('aria-hidden') === 'true') return '';
+    return [...node.childNodes].map(spoken).join('');
+  };
+  const exposed = (el) => el.getClientRects().length > 0 && !el.closest('[aria-hidden="true"]');
+  let seen = new Map(); // region -> {exposed, text}
+  const look = () => {
+    const now = new Map();
+    for (const el of document.querySelectorAll(REGION)) {
+      const cur = { exposed: exposed(el), text: spoken(el).replace(/\s+/g, ' ').trim() };
+      const before = seen.get(el);
+      if (cur.exposed && cur.text && (!before || before.text !== cur.text || !before.exposed)) {
+        log.push({
+          region: el.id || el.className, text: cur.text, at: performance.now(),
+          revealed: !before?.exposed,
+        });
+      }
+      now.set(el, cur);
+    }
+    seen = now;
+  };
+  new MutationObserver(look).observe(document, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+  });
+  document.addEventListener('DOMContentLoaded', () => {
+    seen = new Map([...document.querySelectorAll(REGION)].map((el) => [el, {
+      exposed: exposed(el), text: spoken(el).replace(/\s+/g, ' ').trim(),
+    }]));
+  });
+};
+
+/** What the page announced (see ANNOUNCER), in order, of `region` if given. */
+export async function announced(page, region = null) {
+  const log = await page.evaluate(() => window.__announced);
+  return log.filter((a) => !a.revealed && (region === null || a.region === region));
+}
+
 // Console errors that a deliberate outage causes: failed loads of /stream
 // or of an API route (connection refused or reset, the stream cut, a 503).
 const OUTAGE_ERROR = /^Failed to load resource: (net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)|the server responded with a status of 503 \(Service Unavailable\)) http:\/\/127\.0\.0\.1:\d+\/(stream|api\/v1\/\w+)(\?\S*)?$/;
@@ -341,6 +389,7 @@ const OUTAGE_ERROR = /^Failed to load resource: (net::ERR_(CONNECTION_REFUSED|CO
 export async function openPage(browser, session, base, tab = null) {
   const page = tab ?? await browser.context.newPage();
   await page.addInitScript(RECORDER);
+  await page.addInitScript(ANNOUNCER);
   const problems = [];
   const fills = []; // ids from each /api/v1/prices answer the page got
   page.on('pageerror', (err) => problems.push(`page error: ${err.stack || err}`));
