@@ -9,6 +9,7 @@ import { PriceFeed } from './stream.js';
 
 const $ = (id) => document.getElementById(id);
 const priceEl = $('price');
+const priceSaid = $('price-said');
 const stateEl = $('state');
 const stateLabel = $('state-label');
 const stateCountdown = $('state-countdown');
@@ -65,6 +66,23 @@ function flash(dir) {
   priceEl.classList.add(`flash-${dir}`);
 }
 
+// Screen readers hear the price once a minute at most, and after a burst
+// (the fill, a replay) only the latest: a live region that says every update
+// queues dozens.
+const SAY_PRICE_EVERY_MS = 60000;
+const SAY_PRICE_SETTLE_MS = 1000;
+let saidAt = -Infinity;
+let sayTimer = 0;
+function sayPrice() {
+  if (sayTimer) return; // the latest price is said when it fires
+  const wait = Math.max(SAY_PRICE_SETTLE_MS, saidAt + SAY_PRICE_EVERY_MS - performance.now());
+  sayTimer = setTimeout(() => {
+    sayTimer = 0;
+    saidAt = performance.now();
+    priceSaid.textContent = `BTC/USD ${formatPrice(last.price)}`;
+  }, wait);
+}
+
 function showPrice(u, live) {
   const prev = last;
   last = u;
@@ -78,6 +96,7 @@ function showPrice(u, live) {
   if (prev) showChange(changeLast, u.price - prev.price, prev.price);
   showWindowChange();
   if (live) flash(prev ? direction(u.price - prev.price) : 'flat');
+  sayPrice();
 }
 
 feed.addEventListener('state', (e) => showState(e.detail));

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 
 import {
-  announced, browserTests, holdStream, hooks, openPage, waitFor, waitState,
+  announced, browserTests, getJSON, holdStream, hooks, openPage, waitFor, waitState,
 } from './harness.mjs';
 
 const e2e = browserTests();
@@ -34,5 +34,28 @@ e2e('the connection state is announced once per change, without the countdown', 
   assert.equal(texts.at(-1), 'Live');
   for (const text of texts) assert.doesNotMatch(text, /\d/, 'no countdown in the live region');
   for (let i = 1; i < texts.length; i += 1) assert.notEqual(texts[i], texts[i - 1], 'once per change');
+  page.check();
+});
+
+e2e('the price is announced once after the fill, not on every update', async (s, browser) => {
+  const up = await s.upstream({ price: 97000, step: 0.37 });
+  const srv = await s.server(up);
+  const fill = await waitFor(async () => {
+    const list = await getJSON(`${srv.base}api/v1/prices`);
+    return list.length >= 5 && list;
+  }, { what: 'a fill of 5 updates' });
+  const page = await openPage(browser, s, srv.base);
+  const prices = (a) => a.filter((x) => /\$9\d,\d{3}\.\d\d/.test(x.text));
+  const first = await waitFor(async () => prices(await announced(page))[0], { what: 'a price announced' });
+  const h = await hooks(page);
+  const value = Number(first.text.match(/\$([\d,]+\.\d\d)/)[1].replace(/,/g, ''));
+  assert.ok(value >= fill.at(-1).price, `${first.text}: the latest price, not the fill's first`);
+  // Several updates later: still that one announcement (the page says the
+  // price at most once a minute).
+  await waitFor(async () => (await hooks(page)).sse.ids.length >= h.sse.ids.length + 6,
+    { what: '6 more updates' });
+  const said = prices(await announced(page));
+  assert.deepEqual(said.map((a) => a.text), [first.text]);
+  assert.equal(await page.getAttribute('#price', 'aria-live'), null, 'the visible price is not live');
   page.check();
 });

@@ -76,7 +76,7 @@ e2e('the price appears, updates, and matches /api/v1/price', async (s) => {
   assert.equal(h.priceText,
     new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(latest.price));
   assert.equal(h.updated, latest.timestamp);
-  assert.equal(await page.getAttribute('#price', 'aria-live'), 'polite');
+  assert.equal(await page.getAttribute('#price-said', 'aria-live'), 'polite');
   assert.match(await page.textContent('#updated'), /^\d\d:\d\d:\d\d (AM|PM) GMT\+\d/);
   page.check();
 });
