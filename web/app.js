@@ -17,6 +17,7 @@ const updatedEl = $('updated');
 const changeLast = $('change-last');
 const changeWindow = $('change-window');
 const notice = $('notice');
+const noticeSaid = $('notice-said');
 
 const chart = new PriceChart($('chart'));
 const feed = new PriceFeed();
@@ -131,12 +132,17 @@ feed.addEventListener('gap', () => {
   const n = Number(notice.dataset.gaps) + 1;
   notice.dataset.gaps = String(n);
   const at = last ? ` after ${formatTime(last.t)}` : '';
-  $('notice-text').textContent = `Some prices${at} are missing: the server restarted, or it `
+  const text = `Some prices${at} are missing: the server restarted, or it `
     + 'no longer holds them. The chart shows a break there.';
+  $('notice-text').textContent = text;
   notice.hidden = false;
+  noticeSaid.textContent = text; // a region shown with its text is seldom said
 });
 
-$('notice-close').addEventListener('click', () => { notice.hidden = true; });
+$('notice-close').addEventListener('click', () => {
+  notice.hidden = true;
+  noticeSaid.textContent = '';
+});
 
 // Slide the window and refresh "stale" even when nothing arrives.
 setInterval(() => { chart.tick(); showWindowChange(); }, 1000);

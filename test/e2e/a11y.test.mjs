@@ -59,3 +59,27 @@ e2e('the price is announced once after the fill, not on every update', async (s,
   assert.equal(await page.getAttribute('#price', 'aria-live'), null, 'the visible price is not live');
   page.check();
 });
+
+e2e('the gap notice is announced: its live region is there before its text', async (s, browser) => {
+  const up = await s.upstream();
+  const srv = await s.server(up);
+  await waitFor(async () => (await getJSON(`${srv.base}api/v1/prices`)).length >= 3,
+    { what: '3 buffered updates' });
+  // A fill from ids this server never had (a minute ahead): it says gap.
+  const page = await browser.context.newPage();
+  s.onClose(() => page.close());
+  await page.route(/\/api\/v1\/prices$/, async (route) => {
+    const res = await route.fetch();
+    const ahead = (await res.json()).map((u) => ({ ...u, id: String(BigInt(u.id) + 60000n) }));
+    await route.fulfill({ response: res, json: ahead });
+  });
+  await openPage(browser, s, srv.base, page);
+  await waitFor(async () => (await hooks(page)).noticeVisible, { what: 'the gap notice' });
+  const said = await waitFor(async () => (await announced(page)).find((a) => /missing/.test(a.text)),
+    { timeout: 5000, what: 'the notice announced' });
+  assert.equal(said.text, (await page.textContent('#notice-text')).trim());
+  assert.doesNotMatch(said.text, /Dismiss/);
+  await page.click('#notice-close');
+  assert.equal((await hooks(page)).noticeVisible, false);
+  page.check();
+});
