@@ -98,6 +98,12 @@ export class PriceChart {
     this.tip.className = 'chart-tip';
     this.tip.hidden = true;
     container.appendChild(this.tip);
+    // What the arrow keys reach, for screen readers (the tooltip is drawn
+    // only); the pointer's moves are not said.
+    this.reading = document.createElement('p');
+    this.reading.className = 'visually-hidden';
+    this.reading.setAttribute('role', 'status');
+    container.appendChild(this.reading);
 
     this.svg.addEventListener('pointermove', (e) => this.onPointer(e));
     this.svg.addEventListener('pointerdown', (e) => this.onPointer(e));
@@ -301,8 +307,11 @@ export class PriceChart {
     if (e.key in moves) {
       e.preventDefault();
       this.setHover(Math.max(0, Math.min(n - 1, moves[e.key])));
+      const p = this.points[this.hover];
+      this.reading.textContent = `${formatTime(p.t)}, ${formatPrice(p.price)}`;
     } else if (e.key === 'Escape') {
       this.setHover(null);
+      this.reading.textContent = '';
     }
   }
 

@@ -83,3 +83,39 @@ e2e('the gap notice is announced: its live region is there before its text', asy
   assert.equal((await hooks(page)).noticeVisible, false);
   page.check();
 });
+
+e2e('reading the chart with the keyboard: each point is said, as the tooltip shows it', async (s, browser) => {
+  const up = await s.upstream({ price: 97000, step: 0.37 });
+  const srv = await s.server(up);
+  const page = await openPage(browser, s, srv.base);
+  await waitFor(async () => (await hooks(page)).count >= 5, { what: '5 points' });
+  await up.pause(); // the points stay put under the keys
+  const tip = async () => page.evaluate(() => {
+    const el = document.querySelector('.chart-tip');
+    return { time: el.querySelector('time').textContent, price: el.querySelector('strong').textContent };
+  });
+  const sayings = async () => (await announced(page)).filter((a) => /\d:\d\d:\d\d/.test(a.text));
+
+  await page.focus('#chart svg');
+  await page.keyboard.press('End');
+  const end = await tip();
+  let said = await waitFor(async () => (await sayings()).at(-1), { timeout: 5000, what: 'the point said' });
+  assert.ok(said.text.includes(end.time) && said.text.includes(end.price), `${said.text} for ${JSON.stringify(end)}`);
+
+  await page.keyboard.press('ArrowLeft');
+  const left = await tip();
+  assert.notDeepEqual(left, end);
+  said = await waitFor(async () => {
+    const all = await sayings();
+    return all.length >= 2 && all.at(-1);
+  }, { timeout: 5000, what: 'the next point said' });
+  assert.ok(said.text.includes(left.time) && said.text.includes(left.price), `${said.text} for ${JSON.stringify(left)}`);
+
+  // The pointer moves the tooltip too, but says nothing.
+  const before = (await sayings()).length;
+  const box = await page.locator('#chart svg').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
+  assert.equal((await sayings()).length, before);
+  page.check();
+});
