@@ -136,7 +136,7 @@ feed.addEventListener('gap', () => {
     + 'no longer holds them. The chart shows a break there.';
   $('notice-text').textContent = text;
   notice.hidden = false;
-  noticeSaid.textContent = text; // a region shown with its text is seldom said
+  noticeSaid.textContent = text; // always there: a region revealed with its text is seldom said
 });
 
 $('notice-close').addEventListener('click', () => {
