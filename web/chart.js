@@ -13,6 +13,7 @@ import { formatAxisPrice, formatPrice, formatTime, formatTimeShort } from './for
 const NS = 'http://www.w3.org/2000/svg';
 const PAD = { top: 12, right: 12, bottom: 26, left: 72 };
 const GAP_INTERVALS = 3;
+const MIN_PRICE_SPAN = 0.01; // one cent: the axis labels show no less
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200]
   .map((s) => s * 1000);
 
@@ -29,6 +30,39 @@ function niceStep(range, count) {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const f = raw / mag;
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+/**
+ * The price axis for `prices`: their range plus a margin. A range under a
+ * cent, which the labels could not tell apart (or prices a few ulp apart, whose
+ * grid step would not move a double), is drawn as a flat line in the middle.
+ */
+export function priceDomain(prices) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const p of prices) {
+    if (p < lo) lo = p;
+    if (p > hi) hi = p;
+  }
+  if (!prices.length) return { lo: 0, hi: 1 };
+  if (!(hi - lo >= MIN_PRICE_SPAN)) {
+    const mid = (lo + hi) / 2;
+    const d = Math.max(Math.abs(mid) * 0.0001, 0.5);
+    lo = mid - d;
+    hi = mid + d;
+  }
+  const pad = (hi - lo) * 0.08;
+  return { lo: lo - pad, hi: hi + pad };
+}
+
+/** Grid values: the multiples of a nice step in [lo, hi], counted, never summed. */
+export function priceTicks(lo, hi, count) {
+  const step = niceStep(hi - lo, count);
+  const first = Math.ceil(lo / step);
+  const n = Math.min(Math.floor(hi / step) - first, 3 * count); // ≤ count + 1 in practice
+  const values = [];
+  for (let i = 0; i <= n; i += 1) values.push((first + i) * step);
+  return { step, values };
 }
 
 export class PriceChart {
@@ -64,6 +98,12 @@ export class PriceChart {
     this.tip.className = 'chart-tip';
     this.tip.hidden = true;
     container.appendChild(this.tip);
+    // What the arrow keys reach, for screen readers (the tooltip is drawn
+    // only); the pointer's moves are not said.
+    this.reading = document.createElement('p');
+    this.reading.className = 'visually-hidden';
+    this.reading.setAttribute('role', 'status');
+    container.appendChild(this.reading);
 
     this.svg.addEventListener('pointermove', (e) => this.onPointer(e));
     this.svg.addEventListener('pointerdown', (e) => this.onPointer(e));
@@ -87,6 +127,21 @@ export class PriceChart {
   /** The next point starts a new segment (the server reported a gap). */
   markGap() {
     if (this.points.length) this.breakNext = true;
+  }
+
+  /**
+   * Ids went back (a server restarted with its clock behind): the points
+   * from `id` on are dropped, and the next point starts a new segment.
+   */
+  rewind(id) {
+    const n = this.points.findIndex((p) => p.id >= id);
+    if (n >= 0) {
+      this.points.length = n;
+      if (this.hover !== null && this.hover >= n) this.hover = null;
+      this.updateHooks();
+      this.schedule();
+    }
+    this.markGap();
   }
 
   add({ id, t, price }) {
@@ -154,20 +209,7 @@ export class PriceChart {
     const oldest = this.points.length ? this.points[0].t : end;
     // The window, but no wider than the data (plus a little) while it fills.
     const start = Math.max(end - this.windowMs, Math.min(oldest, end - 10 * this.intervalMs));
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const p of this.points) {
-      if (p.price < lo) lo = p.price;
-      if (p.price > hi) hi = p.price;
-    }
-    if (!(hi > lo)) {
-      const d = Math.max(Math.abs(hi) * 0.0001, 0.5) || 1;
-      lo -= d;
-      hi += d;
-    }
-    const pad = (hi - lo) * 0.08;
-    lo -= pad;
-    hi += pad;
+    const { lo, hi } = priceDomain(this.points.map((p) => p.price));
     const x = (t) => PAD.left + ((t - start) / Math.max(1, end - start)) * (w - PAD.left - PAD.right);
     const y = (p) => PAD.top + ((hi - p) / (hi - lo)) * (h - PAD.top - PAD.bottom);
     return { x, y, start, end, lo, hi };
@@ -199,12 +241,12 @@ export class PriceChart {
     const bottom = h - PAD.bottom;
 
     // Price grid and labels.
-    const ystep = niceStep(s.hi - s.lo, Math.max(2, Math.floor((h - PAD.top - PAD.bottom) / 60)));
-    for (let v = Math.ceil(s.lo / ystep) * ystep; v <= s.hi; v += ystep) {
+    const ticks = priceTicks(s.lo, s.hi, Math.max(2, Math.floor((h - PAD.top - PAD.bottom) / 60)));
+    for (const v of ticks.values) {
       const yy = Math.round(s.y(v)) + 0.5;
       el('line', { x1: PAD.left, x2: w - PAD.right, y1: yy, y2: yy }, this.gGrid);
       const label = el('text', { x: PAD.left - 8, y: yy, 'text-anchor': 'end', 'dominant-baseline': 'middle' }, this.gAxis);
-      label.textContent = formatAxisPrice(v, ystep);
+      label.textContent = formatAxisPrice(v, ticks.step);
     }
     // Time ticks, aligned to the local clock.
     const span = s.end - s.start;
@@ -265,8 +307,11 @@ export class PriceChart {
     if (e.key in moves) {
       e.preventDefault();
       this.setHover(Math.max(0, Math.min(n - 1, moves[e.key])));
+      const p = this.points[this.hover];
+      this.reading.textContent = `${formatTime(p.t)}, ${formatPrice(p.price)}`;
     } else if (e.key === 'Escape') {
       this.setHover(null);
+      this.reading.textContent = '';
     }
   }
 

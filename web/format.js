@@ -4,8 +4,11 @@ const usd = new Intl.NumberFormat(undefined, { style: 'currency', currency: 'USD
 const usdSigned = new Intl.NumberFormat(undefined, {
   style: 'currency', currency: 'USD', signDisplay: 'exceptZero',
 });
+// minimumFractionDigits too: engines before ECMA-402 2021 throw a RangeError
+// for a maximum below the currency's default minimum (2), and the page never
+// starts.
 const usdCompact = new Intl.NumberFormat(undefined, {
-  style: 'currency', currency: 'USD', maximumFractionDigits: 0,
+  style: 'currency', currency: 'USD', minimumFractionDigits: 0, maximumFractionDigits: 0,
 });
 const pctSigned = new Intl.NumberFormat(undefined, {
   style: 'percent', signDisplay: 'exceptZero', minimumFractionDigits: 2, maximumFractionDigits: 2,
@@ -30,8 +33,11 @@ export const formatPrice = (p) => usd.format(p);
 // Axis labels: no cents once the range is wide enough.
 export const formatAxisPrice = (p, step) => (step >= 1 ? usdCompact : usd).format(p);
 
+/** A USD amount rounded to the cent (half away from zero), as it is shown. */
+export const roundCents = (d) => (Math.sign(d) * Math.round(Math.abs(d) * 100)) / 100;
+
 /** "+$12.34", "−$0.01" or "$0.00". */
-export const formatDelta = (d) => usdSigned.format(d);
+export const formatDelta = (d) => usdSigned.format(roundCents(d));
 
 /** A fraction (0.0123) as "+1.23%"; tiny moves keep two significant digits. */
 export function formatPercent(f) {
@@ -61,5 +67,11 @@ export function windowLabel(ms) {
   return ms === 3600000 ? 'Last hour' : `Last ${formatDuration(ms)}`;
 }
 
-/** -1, 0 or 1 as a word for CSS (`data-dir`). */
-export const direction = (d) => (d > 0 ? 'up' : d < 0 ? 'down' : 'flat');
+/**
+ * A USD change as a word for CSS (`data-dir`), by the cent formatDelta shows:
+ * a change under half a cent reads "$0.00" and is flat.
+ */
+export function direction(d) {
+  const c = roundCents(d);
+  return c > 0 ? 'up' : c < 0 ? 'down' : 'flat';
+}

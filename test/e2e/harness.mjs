@@ -4,11 +4,14 @@
 // a test starts is registered with its Session and stopped by session.close(),
 // also when the test fails. Every wait is bounded.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -177,6 +180,66 @@ export class Session {
     return { port: bound, base, child: c, stop: () => c.stop() };
   }
 
+  /**
+   * A TCP proxy to `server` whose streams can die silently: freezeStreams()
+   * makes every connection that carried a /stream request read and drop what
+   * comes from either side, and tell neither side anything (no FIN, no RST),
+   * as when a network path goes dead. Other and later connections pass.
+   */
+  async proxy(server) {
+    const pairs = new Set();
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(server.port, '127.0.0.1');
+      const pair = { client, upstream, stream: false, frozen: false };
+      pairs.add(pair);
+      client.on('data', (d) => {
+        if (pair.frozen) return;
+        if (/^GET \/stream[ ?]/m.test(d.toString('latin1'))) pair.stream = true;
+        upstream.write(d);
+      });
+      upstream.on('data', (d) => {
+        if (!pair.frozen) client.write(d);
+      });
+      const end = () => {
+        if (pair.frozen) return; // silence, until the session closes
+        client.destroy();
+        upstream.destroy();
+        pairs.delete(pair);
+      };
+      for (const sock of [client, upstream]) {
+        sock.on('error', () => {});
+        sock.on('close', end);
+      }
+    });
+    await new Promise((resolve, reject) => {
+      proxy.once('error', reject);
+      proxy.listen(0, '127.0.0.1', resolve);
+    });
+    this.onClose(() => {
+      proxy.close();
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+    });
+    const { port } = proxy.address();
+    return {
+      port,
+      base: `http://127.0.0.1:${port}/`,
+      /** Freezes the connections that carried /stream; returns how many. */
+      freezeStreams() {
+        let n = 0;
+        for (const p of pairs) {
+          if (p.stream && !p.frozen) {
+            p.frozen = true;
+            n += 1;
+          }
+        }
+        return n;
+      },
+    };
+  }
+
   onClose(fn) {
     this.closers.push(fn);
   }
@@ -221,35 +284,112 @@ export async function launchBrowser(options = {}) {
   };
 }
 
+/**
+ * One browser for a test file, and `e2e(name, body, timeout)` to declare its
+ * tests: `body(session, browser)` gets a new Session, always closed after.
+ */
+export function browserTests() {
+  let browser;
+  before(async () => { browser = await launchBrowser(); });
+  after(async () => { await browser?.close(); });
+  return (name, body, timeout = 120000) => test(name, { timeout }, async () => {
+    const session = new Session(name);
+    try {
+      await body(session, browser);
+    } finally {
+      await session.close();
+    }
+  });
+}
+
 // Recorded in the page before any of its scripts: every EventSource the page
 // creates, every message id and gap it receives (independent of the app).
 const RECORDER = () => {
   const Native = window.EventSource;
-  const rec = { urls: [], ids: [], gaps: [], errors: 0 };
+  // opened, errorsAt, lastAt: performance.now() of each creation, of each
+  // error, and of the last message.
+  const rec = { urls: [], ids: [], gaps: [], errors: 0, opened: [], errorsAt: [] };
   window.__sse = rec;
   window.EventSource = class extends Native {
     constructor(url, init) {
       super(url, init);
       rec.urls.push(String(url));
-      this.addEventListener('message', (e) => rec.ids.push(e.lastEventId));
+      rec.opened.push(performance.now());
+      this.addEventListener('message', (e) => {
+        rec.ids.push(e.lastEventId);
+        rec.lastAt = performance.now();
+      });
       this.addEventListener('gap', (e) => rec.gaps.push(JSON.parse(e.data)));
-      this.addEventListener('error', () => { rec.errors += 1; });
+      this.addEventListener('error', () => {
+        rec.errors += 1;
+        rec.errorsAt.push(performance.now());
+      });
     }
   };
 };
+
+// What screen readers would announce, roughly: the text of each live region
+// (aria-live, or role status, alert or log), without aria-hidden or hidden
+// parts, whenever it changes while the region was already exposed (laid out
+// and not aria-hidden) before the change. A region that is revealed with its
+// text already in it is logged as `revealed`: screen readers mostly miss it.
+const ANNOUNCER = () => {
+  const log = [];
+  window.__announced = log;
+  const REGION = '[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"], [role="log"]';
+  const spoken = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) return node.data;
+    if (node.nodeType !== Node.ELEMENT_NODE || node.hidden
+        || node.getAttribute('aria-hidden') === 'true') return '';
+    return [...node.childNodes].map(spoken).join('');
+  };
+  const exposed = (el) => el.getClientRects().length > 0 && !el.closest('[aria-hidden="true"]');
+  let seen = new Map(); // region -> {exposed, text}
+  const look = () => {
+    const now = new Map();
+    for (const el of document.querySelectorAll(REGION)) {
+      const cur = { exposed: exposed(el), text: spoken(el).replace(/\s+/g, ' ').trim() };
+      const before = seen.get(el);
+      if (cur.exposed && cur.text && (!before || before.text !== cur.text || !before.exposed)) {
+        log.push({
+          region: el.id || el.className, text: cur.text, at: performance.now(),
+          revealed: !before?.exposed,
+        });
+      }
+      now.set(el, cur);
+    }
+    seen = now;
+  };
+  new MutationObserver(look).observe(document, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+  });
+  document.addEventListener('DOMContentLoaded', () => {
+    seen = new Map([...document.querySelectorAll(REGION)].map((el) => [el, {
+      exposed: exposed(el), text: spoken(el).replace(/\s+/g, ' ').trim(),
+    }]));
+  });
+};
+
+/** What the page announced (see ANNOUNCER), in order, of `region` if given. */
+export async function announced(page, region = null) {
+  const log = await page.evaluate(() => window.__announced);
+  return log.filter((a) => !a.revealed && (region === null || a.region === region));
+}
 
 // Console errors that a deliberate outage causes: failed loads of /stream
 // or of an API route (connection refused or reset, the stream cut, a 503).
 const OUTAGE_ERROR = /^Failed to load resource: (net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)|the server responded with a status of 503 \(Service Unavailable\)) http:\/\/127\.0\.0\.1:\d+\/(stream|api\/v1\/\w+)(\?\S*)?$/;
 
 /**
- * Opens the page at `base` in a new tab with the recorder, and collects
- * page errors and console errors. `page.check()` asserts there were none,
- * except the expected ones while `session.outage` was true.
+ * Opens the page at `base` in a new tab (or in `page`, a new tab the test
+ * set up, e.g. with routes) with the recorder, and collects page errors and
+ * console errors. `page.check()` asserts there were none, except the
+ * expected ones while `session.outage` was true.
  */
-export async function openPage(browser, session, base) {
-  const page = await browser.context.newPage();
+export async function openPage(browser, session, base, tab = null) {
+  const page = tab ?? await browser.context.newPage();
   await page.addInitScript(RECORDER);
+  await page.addInitScript(ANNOUNCER);
   const problems = [];
   const fills = []; // ids from each /api/v1/prices answer the page got
   page.on('pageerror', (err) => problems.push(`page error: ${err.stack || err}`));
@@ -333,4 +473,51 @@ export function holdStream(base) {
     req.on('error', (err) => reject(err));
     req.setTimeout(5000, () => req.destroy(new Error('holding /stream: timeout')));
   });
+}
+
+// Checks shared by the test files.
+
+export const ids = (list) => list.map((u) => String(u.id));
+
+export function assertIncreasing(list, what) {
+  for (let i = 1; i < list.length; i += 1) {
+    assert.ok(BigInt(list[i]) > BigInt(list[i - 1]),
+      `${what}: id ${list[i]} after ${list[i - 1]} (index ${i})`);
+  }
+}
+
+/**
+ * The breaks the chart must show by time alone in `list` (updates from
+ * /api/v1/prices, oldest first): more than three intervals between two of
+ * them (chart.js). On a loaded machine a poll can time out and its retry
+ * come late, and the page is right to break the line there.
+ */
+export function timeBreaks(list) {
+  let n = 0;
+  for (let i = 1; i < list.length; i += 1) {
+    if (Date.parse(list[i].timestamp) - Date.parse(list[i - 1].timestamp) > 3 * INTERVAL_MS) n += 1;
+  }
+  return n;
+}
+
+/** Pauses the upstream and waits until the service's latest price stays put. */
+export async function quiesce(up, srv) {
+  await up.pause();
+  let prev = null;
+  await waitFor(async () => {
+    const cur = (await getJSON(`${srv.base}api/v1/price`)).id;
+    const still = cur === prev;
+    prev = cur;
+    if (!still) await sleep(4 * INTERVAL_MS);
+    return still;
+  }, { timeout: 10000, what: 'the latest price to stay put' });
+  return getJSON(`${srv.base}api/v1/prices`);
+}
+
+/** Waits until the page shows the update with this id. */
+export function waitPageAt(page, id, timeout = 10000) {
+  return waitFor(async () => {
+    const h = await hooks(page);
+    return h.priceId === String(id) && h;
+  }, { timeout, what: `the page to show id ${id}` });
 }

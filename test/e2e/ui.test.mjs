@@ -9,8 +9,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  getJSON, holdStream, hooks, INTERVAL_MS, launchBrowser, openPage, request, screenshot,
-  Session, sleep, SOURCE_ROOT, waitFor, waitState,
+  assertIncreasing, getJSON, holdStream, hooks, ids, INTERVAL_MS, launchBrowser, openPage,
+  quiesce, request, screenshot, Session, sleep, SOURCE_ROOT, timeBreaks, waitFor, waitPageAt,
+  waitState,
 } from './harness.mjs';
 
 let browser;
@@ -29,15 +30,6 @@ function e2e(name, body, timeout = 120000) {
   });
 }
 
-const ids = (list) => list.map((u) => String(u.id));
-
-function assertIncreasing(list, what) {
-  for (let i = 1; i < list.length; i += 1) {
-    assert.ok(BigInt(list[i]) > BigInt(list[i - 1]),
-      `${what}: id ${list[i]} after ${list[i - 1]} (index ${i})`);
-  }
-}
-
 /** The chart holds exactly the points of the fill(s) and the stream, once each. */
 function assertChartIsWhatArrived(h, fills) {
   const fill = fills.flat();
@@ -46,42 +38,6 @@ function assertChartIsWhatArrived(h, fills) {
   const arrived = [...new Set([...fill, ...h.sse.ids])].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
   assert.deepEqual(h.ids, arrived);
   assert.equal(h.count, h.ids.length);
-}
-
-/**
- * The breaks the chart must show by time alone in `list` (updates from
- * /api/v1/prices, oldest first): more than three intervals between two of
- * them (chart.js). On a loaded machine a poll can time out and its retry
- * come late, and the page is right to break the line there.
- */
-function timeBreaks(list) {
-  let n = 0;
-  for (let i = 1; i < list.length; i += 1) {
-    if (Date.parse(list[i].timestamp) - Date.parse(list[i - 1].timestamp) > 3 * INTERVAL_MS) n += 1;
-  }
-  return n;
-}
-
-/** Pauses the upstream and waits until the service's latest price stays put. */
-async function quiesce(up, srv) {
-  await up.pause();
-  let prev = null;
-  await waitFor(async () => {
-    const cur = (await getJSON(`${srv.base}api/v1/price`)).id;
-    const still = cur === prev;
-    prev = cur;
-    if (!still) await sleep(4 * INTERVAL_MS);
-    return still;
-  }, { timeout: 10000, what: 'the latest price to stay put' });
-  return getJSON(`${srv.base}api/v1/prices`);
-}
-
-/** Waits until the page shows the update with this id. */
-function waitPageAt(page, id, timeout = 10000) {
-  return waitFor(async () => {
-    const h = await hooks(page);
-    return h.priceId === String(id) && h;
-  }, { timeout, what: `the page to show id ${id}` });
 }
 
 e2e('the price appears, updates, and matches /api/v1/price', async (s) => {
@@ -120,7 +76,7 @@ e2e('the price appears, updates, and matches /api/v1/price', async (s) => {
   assert.equal(h.priceText,
     new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(latest.price));
   assert.equal(h.updated, latest.timestamp);
-  assert.equal(await page.getAttribute('#price', 'aria-live'), 'polite');
+  assert.equal(await page.getAttribute('#price-said', 'aria-live'), 'polite');
   assert.match(await page.textContent('#updated'), /^\d\d:\d\d:\d\d (AM|PM) GMT\+\d/);
   page.check();
 });
@@ -250,9 +206,15 @@ e2e('a 503 at --max-clients is followed by recovery once a slot frees, nothing l
     if (new URL(res.url()).pathname === '/stream' && res.status() === 503) refused.push(res.url());
   });
   let h = await waitState(page, 'reconnecting');
-  await waitFor(async () => (await hooks(page)).sse.urls.length >= 2,
-    { what: 'the page to create a new EventSource after the 503' });
+  h = await waitFor(async () => {
+    const x = await hooks(page);
+    return x.sse.urls.length >= 2 && x;
+  }, { what: 'the page to create a new EventSource after the 503' });
   assert.ok(refused.length >= 1, 'the server answered 503');
+  // Not sooner than the server's Retry-After (--retry, 3 s by default,
+  // less its 20 % jitter): a page must not undercut it at the client limit.
+  const waited = h.sse.opened[1] - h.sse.errorsAt.find((t) => t > h.sse.opened[0]);
+  assert.ok(waited >= 2400, `the page tried again after ${Math.round(waited)} ms`);
   assert.match((await hooks(page)).stateText, /^Reconnecting( in \d+ s)?…$/);
 
   hog.release();
@@ -288,6 +250,39 @@ e2e('the window slides: points older than history_ttl leave the chart', async (s
   assert.ok(h.count <= 3000 / INTERVAL_MS + 2, `at most a window's worth (${h.count})`);
   assert.ok(h.count >= 5);
   assertIncreasing(h.ids, 'chart');
+  page.check();
+});
+
+e2e('prices a few ulp apart draw as a flat line with distinct grid labels', async (s) => {
+  const up = await s.upstream();
+  const srv = await s.server(up);
+  const page = await openPage(browser, s, srv.base);
+  // A chart of its own on the page, fed directly: the fake upstream rounds
+  // its prices to 8 decimals, and these differ in the last bit only.
+  const drawn = page.evaluate(async () => {
+    const { PriceChart } = await import(new URL('chart.js', document.baseURI).href);
+    const box = document.createElement('div');
+    box.className = 'chart';
+    document.querySelector('main').append(box);
+    const chart = new PriceChart(box, { intervalMs: 1000 });
+    const t = Date.now();
+    chart.add({ id: t - 2000, t: t - 2000, price: 97123.45 });
+    chart.add({ id: t - 1000, t: t - 1000, price: 97123.45000000001 });
+    chart.add({ id: t, t, price: 97123.45 });
+    chart.render();
+    const path = chart.svg.querySelector('.lines path').getAttribute('d');
+    return {
+      labels: [...chart.svg.querySelectorAll('.axis text[text-anchor="end"]')].map((n) => n.textContent),
+      ys: [...path.matchAll(/[ML][\d.]+,([\d.]+)/g)].map((m) => m[1]),
+    };
+  });
+  // Before the fix the grid loop never ended: the page hung in render().
+  const r = await Promise.race([drawn, sleep(5000).then(() => null)]);
+  assert.ok(r, 'the chart was drawn within 5 s');
+  assert.ok(r.labels.length >= 2, `grid labels: ${r.labels}`);
+  assert.equal(new Set(r.labels).size, r.labels.length, `distinct grid labels: ${r.labels}`);
+  assert.equal(r.ys.length, 3);
+  assert.equal(new Set(r.ys).size, 1, `a flat line: ${r.ys}`);
   page.check();
 });
 
