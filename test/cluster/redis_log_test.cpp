@@ -23,6 +23,9 @@ TEST_CASE_FIXTURE(cluster_fixture, "a lease is granted, renewed, refused, "
   CHECK(a.node == "node-a");
   CHECK(a.token >= 1u);
   CHECK(cmd({"GET", "t:lease"}).str == std::to_string(a.token) + " node-a");
+  auto granted_pttl = cmd({"PTTL", "t:lease"}).integer;
+  CHECK(granted_pttl > 0); // the grant itself expires, not just a renewal
+  CHECK(granted_pttl <= 4000);
   auto renewed = lease("node-a", a.token, 4s);
   CHECK(renewed.token == a.token);
   CHECK(renewed.node == "node-a");
