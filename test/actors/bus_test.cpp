@@ -13,7 +13,8 @@ using namespace std::chrono_literals;
 namespace {
 
 // Lease 3 s, interval 1 s: requests every second (min(ttl / 3, interval)),
-// a leader's deadline 2.25 s after it sent its last good request.
+// a leader's deadline 2.25 s after it sent its last good request. The log is
+// trimmed to 5 entries and 90 s, not bus_options' defaults.
 struct bus_fixture : fixture {
   std::shared_ptr<fake_upstream> upstream = std::make_shared<fake_upstream>();
   std::shared_ptr<fake_cluster_log> redis
@@ -29,6 +30,8 @@ struct bus_fixture : fixture {
     o.node = "a";
     o.lease_ttl = 3s;
     o.interval = 1s;
+    o.max_len = 5;
+    o.ttl = 90s;
     bus_handle = stop_at_end(sys->spawn(bus, redis, clock, stats, o));
     fetcher_handle = stop_at_end(
         sys->spawn(fetcher, upstream, bus_handle, clock, rng, "BTC-USD",
@@ -110,7 +113,6 @@ TEST_CASE("the lease held by another node stops polling; granted again, "
   f.advance(1s);
   CHECK_EQ(f.upstream->requests, before);
   CHECK_EQ(f.redis->leases.front().token, 0u); // nothing to renew
-  CHECK(caf::actor_cast<caf::actor>(f.bus_handle) != nullptr);
   auto leader = ask<std::string>(f, f.bus_handle, atom::leader_v);
   CHECK_EQ(leader, std::optional<std::string>{"b"});
   f.grant(3);
@@ -198,6 +200,23 @@ TEST_CASE("appends carry a floor above the newest entry read, and a new "
   f.run();
   REQUIRE_EQ(f.redis->appends.size(), 1u);
   CHECK_EQ(f.redis->appends.front().floor, uint64_t(start_ms) + 5001);
+}
+
+TEST_CASE("every append carries the log's trimming from the bus options") {
+  bus_fixture f;
+  f.grant(1);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(f.upstream->answer_price(100 + i));
+    f.run();
+    REQUIRE_EQ(f.redis->appends.size(), 1u);
+    auto c = f.redis->answer_append(append_reply{});
+    CHECK_EQ(c.max_len, 5u);
+    CHECK(c.ttl == 90s);
+    f.run();
+    f.advance(1s);
+    f.grant(1);
+  }
+  CHECK_EQ(f.stats->cluster.appends[0].load(), 2u);
 }
 
 TEST_CASE("append failures are counted by operation, and nothing is "

@@ -24,10 +24,10 @@ void fake_cluster_log::lease(const std::string& node, uint64_t token,
 }
 
 void fake_cluster_log::append(const std::string& node, uint64_t token,
-                              const update& u, uint64_t floor, uint64_t,
-                              std::chrono::milliseconds,
+                              const update& u, uint64_t floor, uint64_t max_len,
+                              std::chrono::milliseconds ttl,
                               std::function<void(append_reply)> done) {
-  appends.push_back({node, token, u, floor, std::move(done)});
+  appends.push_back({node, token, u, floor, max_len, ttl, std::move(done)});
 }
 
 void fake_cluster_log::release(const std::string& node, uint64_t token,

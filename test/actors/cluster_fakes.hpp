@@ -26,6 +26,8 @@ struct fake_cluster_log final : cluster_log {
     uint64_t token = 0;
     update u;
     uint64_t floor = 0;
+    uint64_t max_len = 0;
+    std::chrono::milliseconds ttl{0};
     std::function<void(append_reply)> done;
   };
   struct release_call {

@@ -17,23 +17,32 @@ constexpr int64_t base = 1700000000000;
 
 TEST_CASE_FIXTURE(cluster_fixture, "a lease is granted, renewed, refused, "
                                    "and granted again after expiry") {
-  auto a = lease("node-a", 0, 400ms);
+  // 4 s: the asks below all run well within it, however slow the machine.
+  auto a = lease("node-a", 0, 4s);
   REQUIRE(a.failure == log_failure::none);
   CHECK(a.node == "node-a");
   CHECK(a.token >= 1u);
   CHECK(cmd({"GET", "t:lease"}).str == std::to_string(a.token) + " node-a");
-  auto renewed = lease("node-a", a.token, 400ms);
+  auto granted_pttl = cmd({"PTTL", "t:lease"}).integer;
+  CHECK(granted_pttl > 0); // the grant itself expires, not just a renewal
+  CHECK(granted_pttl <= 4000);
+  auto renewed = lease("node-a", a.token, 4s);
   CHECK(renewed.token == a.token);
   CHECK(renewed.node == "node-a");
-  auto refused = lease("node-b", 0, 400ms);
+  auto refused = lease("node-b", 0, 4s);
   CHECK(refused.token == a.token);
   CHECK(refused.node == "node-a");
   // A stale token of the holder's own node does not renew either.
-  CHECK(lease("node-a", a.token + 1, 400ms).token == a.token);
+  CHECK(lease("node-a", a.token + 1, 4s).token == a.token);
   auto pttl = cmd({"PTTL", "t:lease"});
   CHECK(pttl.integer > 0);
-  CHECK(pttl.integer <= 400);
-  std::this_thread::sleep_for(600ms);
+  CHECK(pttl.integer <= 4000);
+  // Redis expires it (nobody renews it): waited for, up to 4 s past the TTL.
+  auto until = std::chrono::steady_clock::now() + 8s;
+  while (cmd({"EXISTS", "t:lease"}).integer != 0) {
+    REQUIRE(std::chrono::steady_clock::now() < until);
+    std::this_thread::sleep_for(50ms);
+  }
   auto b = lease("node-b", 0, 10s);
   CHECK(b.node == "node-b");
   CHECK(b.token > a.token);
@@ -45,19 +54,21 @@ TEST_CASE_FIXTURE(cluster_fixture, "a lease is granted, renewed, refused, "
 TEST_CASE_FIXTURE(cluster_fixture, "a node that lost the reply to its grant "
                                    "asks again without a token: the lease is "
                                    "its own, and runs from that answer") {
-  auto a = lease("node-a", 0, 400ms);
+  // A 4 s lease and waits of 2.5 s and 2 s: each check below has 1 s or more
+  // between its outcomes, whatever the scheduling delays.
+  auto a = lease("node-a", 0, 4s);
   REQUIRE(a.node == "node-a");
-  std::this_thread::sleep_for(250ms); // the reply "lost": no renewal
-  auto again = lease("node-a", 0, 400ms);
+  std::this_thread::sleep_for(2500ms); // the reply "lost": no renewal
+  auto again = lease("node-a", 0, 4s);
   CHECK(again.node == "node-a");
   CHECK(again.token == a.token);
-  // Extended to 400 ms from now, not left at the ~150 ms the grant had
-  // left: the node relies on it from this answer on.
-  CHECK(cmd({"PTTL", "t:lease"}).integer > 250);
+  // Extended to 4 s from now, not left at the <= 1.5 s the grant had left:
+  // the node relies on it from this answer on.
+  CHECK(cmd({"PTTL", "t:lease"}).integer > 2500);
   // Another node's tokenless ask extends nothing.
-  std::this_thread::sleep_for(200ms);
-  CHECK(lease("node-b", 0, 400ms).node == "node-a");
-  CHECK(cmd({"PTTL", "t:lease"}).integer <= 200);
+  std::this_thread::sleep_for(2s);
+  CHECK(lease("node-b", 0, 4s).node == "node-a");
+  CHECK(cmd({"PTTL", "t:lease"}).integer <= 2000);
 }
 
 TEST_CASE_FIXTURE(cluster_fixture, "a release deletes the lease only for its "

@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -41,35 +43,56 @@ unsigned short free_port() {
   return ntohs(a.sin_port);
 }
 
-// One blocking PING (after AUTH); true when it answered PONG, i.e. it is
-// up and done loading its AOF.
-bool answers_ping(unsigned short port, const std::string& password) {
+// One blocking PING then INFO server (after AUTH) on one connection: the
+// pid of the redis-server that answered PONG (up and done loading its AOF),
+// or -1. Another process may hold the port: its answer is not ours.
+pid_t serving_pid(unsigned short port, const std::string& password) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{0, 500000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); // connect too
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  bool ok = false;
+  pid_t pid = -1;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
     std::string out;
     if (!password.empty())
       out += encode_command({"AUTH", password});
     out += encode_command({"PING"});
+    out += encode_command({"INFO", "server"});
     if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL)
         == static_cast<ssize_t>(out.size())) {
+      static const std::string key = "\r\nprocess_id:";
       std::string in;
-      char buf[256];
+      char buf[4096];
       ssize_t n;
-      while (in.find("PONG") == std::string::npos
-             && (n = ::recv(fd, buf, sizeof(buf), 0)) > 0)
+      auto complete = [&] {
+        auto at = in.find(key);
+        return at != std::string::npos
+               && in.find("\r\n", at + key.size()) != std::string::npos;
+      };
+      while (!complete() && (n = ::recv(fd, buf, sizeof(buf), 0)) > 0)
         in.append(buf, static_cast<size_t>(n));
-      ok = in.find("+PONG\r\n") != std::string::npos;
+      if (in.find("+PONG\r\n") != std::string::npos && complete())
+        pid = static_cast<pid_t>(
+            std::atol(in.c_str() + in.find(key) + key.size()));
     }
   }
   ::close(fd);
-  return ok;
+  return pid;
+}
+
+// What `path` holds from byte `from` on ("" when it cannot be read).
+std::string file_from(const std::string& path, std::uintmax_t from) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return {};
+  in.seekg(static_cast<std::streamoff>(from));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 } // namespace
@@ -80,8 +103,17 @@ redis_server::redis_server(std::string password)
   if (!::mkdtemp(tmpl))
     throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
-  port_ = free_port();
-  start(true);
+  // The free port may be taken between free_port() and Redis's bind: then
+  // another one.
+  for (int attempt = 1;; ++attempt) {
+    port_ = free_port();
+    if (try_start())
+      return;
+    if (attempt == 5)
+      throw std::runtime_error("redis-server found no free port in 5 "
+                               "attempts; see "
+                               + dir_ + "/redis.log");
+  }
 }
 
 redis_server::~redis_server() {
@@ -101,6 +133,23 @@ void redis_server::start(bool keep_data) {
     for (auto& e : std::filesystem::directory_iterator(dir_))
       std::filesystem::remove_all(e.path());
   }
+  // The same port as before: another process may hold it for a while (one
+  // that got it as a free port while Redis was down); retry, bounded.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (!try_start()) {
+    if (std::chrono::steady_clock::now() > until)
+      throw std::runtime_error("redis-server: port " + std::to_string(port_)
+                               + " still in use after 10 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  }
+}
+
+bool redis_server::try_start() {
+  auto log = dir_ + "/redis.log";
+  std::error_code ec;
+  auto log_size = std::filesystem::file_size(log, ec);
+  if (ec)
+    log_size = 0;
   std::vector<std::string> args{"redis-server",
                                 "--port",
                                 std::to_string(port_),
@@ -117,7 +166,7 @@ void redis_server::start(bool keep_data) {
                                 "--daemonize",
                                 "no",
                                 "--logfile",
-                                dir_ + "/redis.log"};
+                                log};
   if (!password_.empty()) {
     args.push_back("--requirepass");
     args.push_back(password_);
@@ -131,20 +180,22 @@ void redis_server::start(bool keep_data) {
       != 0)
     throw std::runtime_error("cannot start redis-server");
   paused_ = false;
-  wait_ready();
-}
-
-void redis_server::wait_ready() {
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds{20};
-  while (!answers_ping(port_, password_)) {
+  for (;;) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("redis-server exited; see " + dir_
-                               + "/redis.log");
+      if (file_from(log, log_size).find("Address already in use")
+          != std::string::npos)
+        return false;
+      throw std::runtime_error("redis-server exited; see " + log);
     }
-    if (std::chrono::steady_clock::now() > until)
+    if (serving_pid(port_, password_) == pid_)
+      return true;
+    if (std::chrono::steady_clock::now() > until) {
+      kill();
       throw std::runtime_error("redis-server does not answer PING");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
 }

@@ -23,8 +23,9 @@ public:
 
   /// Kills it with SIGKILL (a crash) and waits for it.
   void kill();
-  /// Starts it again on the same port; with `keep_data` false its data
-  /// dir is emptied first (Redis came back empty).
+  /// Starts it again on the same port (retrying for up to 10 s while
+  /// another process holds it); with `keep_data` false its data dir is
+  /// emptied first (Redis came back empty).
   void start(bool keep_data = true);
   /// kill() then start(keep_data).
   void restart(bool keep_data = true);
@@ -34,7 +35,9 @@ public:
   void resume();
 
 private:
-  void wait_ready();
+  /// Spawns redis-server on port_ and waits until it answers as itself;
+  /// false when it exited because the port was in use.
+  bool try_start();
 
   std::string password_;
   std::string dir_;

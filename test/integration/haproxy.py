@@ -100,8 +100,6 @@ def loopback_config(text, port, stats_port, backends, admin_socket,
 class HAProxy:
     def __init__(self, node_ports, name="haproxy", config_text=None):
         self.binary = haproxy_path()
-        self.port = free_port()
-        self.stats_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="btcstream-haproxy-")
         self.admin_socket = os.path.join(self.dir, "admin.sock")
         self.backends = [("n%d" % (i + 1), p)
@@ -109,15 +107,23 @@ class HAProxy:
         if config_text is None:
             with open(documented_config_path(), encoding="utf-8") as f:
                 config_text = f.read()
-        self.config = loopback_config(config_text, self.port, self.stats_port,
-                                      self.backends, self.admin_socket)
+        self.config_text = config_text
         self.config_path = os.path.join(self.dir, "haproxy.cfg")
-        with open(self.config_path, "w", encoding="utf-8") as f:
-            f.write(self.config)
+        self._configure()
         self.log_path = os.path.join(
             log_dir(), "%s-%d-%d.haproxy.log" % (name, os.getpid(), self.port))
         self.proc = None
         self._log = None
+
+    def _configure(self):
+        """Free ports for both frontends, and the config that binds them."""
+        self.port = free_port()
+        self.stats_port = free_port()
+        self.config = loopback_config(self.config_text, self.port,
+                                      self.stats_port, self.backends,
+                                      self.admin_socket)
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write(self.config)
 
     def name_of(self, node_port):
         for name, p in self.backends:
@@ -128,6 +134,8 @@ class HAProxy:
     # -- process -----------------------------------------------------------
 
     def start(self, timeout=10.0):
+        """Starts HAProxy and waits until it listens; when another process
+        took one of its free ports meanwhile, again on other ones."""
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError("haproxy not found at %s" % self.binary)
         check = subprocess.run([self.binary, "-c", "-q", "-f",
@@ -138,11 +146,25 @@ class HAProxy:
                                "\n%s" % (check.stdout.decode("utf-8",
                                                              "replace"),
                                          self.config))
+        for attempt in range(5):
+            if attempt:
+                self._configure()
+            if self._spawn(timeout):
+                return self
+        raise RuntimeError("haproxy found no free ports in 5 attempts:\n%s"
+                           % self.log_tail())
+
+    def _spawn(self, timeout):
+        """One haproxy process: True once it listens, False when it exited
+        because a port was in use."""
+        if os.path.exists(self.admin_socket):
+            os.unlink(self.admin_socket)  # left by a failed attempt
         self._log = open(self.log_path, "ab")
         self._log.write(("$ %s -db -f %s\n" % (self.binary, self.config_path)
                          ).encode())
         self._log.write(self.config.encode())
         self._log.flush()
+        offset = self._log.tell()
         self.proc = subprocess.Popen([self.binary, "-db", "-f",
                                       self.config_path],
                                      stdin=subprocess.DEVNULL,
@@ -150,19 +172,30 @@ class HAProxy:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
+                self._log.close()
+                self._log = None
+                with open(self.log_path, "rb") as f:
+                    f.seek(offset)
+                    if b"Address already in use" in f.read():
+                        return False
                 raise RuntimeError("haproxy exited with %s:\n%s"
                                    % (self.proc.returncode, self.log_tail()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                if os.path.exists(self.admin_socket):
-                    return self
-            except OSError:
-                pass
+            if self._listening():
+                return True
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("haproxy did not listen within %.0fs:\n%s"
                                    % (timeout, self.log_tail()))
             time.sleep(0.02)
+
+    def _listening(self):
+        """This process (its pid on the admin socket, not a leftover socket
+        file) accepts on the frontend port."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+            return "\nPid: %d\n" % self.proc.pid in self.admin("show info")
+        except OSError:
+            return False
 
     @property
     def running(self):

@@ -132,6 +132,7 @@ class RedisServer:
         self.proc = None
         self.paused = False
         self._log = None
+        self._started = False  # once started, restarts keep the port
 
     # -- addresses ---------------------------------------------------------
 
@@ -157,30 +158,82 @@ class RedisServer:
         return args + self.extra
 
     def start(self, timeout=10.0):
+        """Starts redis-server and waits until it answers PING as itself.
+        The first start takes another free port when another process took
+        this one meanwhile; a restart keeps its port and retries binding it
+        for up to `timeout`."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("redis-server already running")
+        first = not self._started
+        attempts = 0
+        deadline = time.monotonic() + timeout
+        while not self._spawn(timeout):
+            attempts += 1
+            if first:
+                if attempts == 5:
+                    raise RuntimeError("redis-server found no free port in 5 "
+                                       "attempts:\n%s" % self.log_tail())
+                self.port = free_port()
+            elif time.monotonic() > deadline:
+                raise RuntimeError("redis-server: port %d still in use after "
+                                   "%.0fs:\n%s" % (self.port, timeout,
+                                                    self.log_tail()))
+            else:
+                time.sleep(0.1)
+        self._started = True
+        return self
+
+    def _spawn(self, timeout):
+        """One redis-server process on self.port: True once it answers,
+        False when it exited because the port was in use."""
         self._log = open(self.log_path, "ab")
         self._log.write(("$ %s\n" % " ".join(
             a if a != self.password else "<password>"
             for a in self.args())).encode())
         self._log.flush()
+        offset = self._log.tell()
         self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=self._log)
         self.paused = False
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
+                self._closed()
+                if b"Address already in use" in self._log_from(offset):
+                    return False
                 raise RuntimeError("redis-server exited with %s:\n%s"
                                    % (self.proc.returncode, self.log_tail()))
-            try:
-                if self.command("PING", timeout=1.0) == b"PONG":
-                    return self
-            except (OSError, ConnectionError, RedisError):
-                pass  # not listening yet, or -LOADING the AOF
+            if self._answers_as_itself():
+                return True
             if time.monotonic() > deadline:
+                self.kill9()
                 raise RuntimeError("redis-server did not answer PING within "
                                    "%.0fs:\n%s" % (timeout, self.log_tail()))
             time.sleep(0.02)
+
+    def _answers_as_itself(self):
+        """PONG (up, the AOF loaded) from this process, not from another one
+        that holds the port."""
+        try:
+            conn = self.connect(1.0)
+        except (OSError, RedisError):
+            return False  # not listening yet, or AUTH refused: not ours
+        try:
+            info = conn.call("INFO", "server")
+            return conn.call("PING") == b"PONG" and \
+                b"\r\nprocess_id:%d\r\n" % self.proc.pid in info
+        except (OSError, ConnectionError, RedisError):
+            return False  # -LOADING the AOF, or not a Redis of ours
+        finally:
+            conn.close()
+
+    def _log_from(self, offset):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return b""
 
     @property
     def running(self):

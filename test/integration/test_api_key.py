@@ -168,7 +168,9 @@ class ApiKeySecrecyTest(ServiceCase):
                 message="Unauthorized: the api key is not valid")
         svc = self.start_service(up, "--api-key", KEY)
         self.assertTrue(up.wait_requests(1, 5))
-        time.sleep(0.3)  # the answer is handled and logged
+        # The 401 is handled and logged before the log is searched.
+        self.wait_until(lambda: "refused by the upstream (HTTP 401)"
+                        in svc.service_log(), 5, "the 401 line in the log")
         self.check_no_key_anywhere(up, svc)
 
 

@@ -102,6 +102,52 @@ class SharedLogTest(ClusterCase):
                                     % first.node_id)
 
 
+class LogTrimmingTest(ClusterCase):
+    """The leader trims the log in Redis as the buffer is trimmed: to
+    --history-max entries (XADD MAXLEN) and to --history-ttl (XTRIM MINID:
+    ids older than the appended update's ts minus the TTL). The log key
+    itself has no TTL."""
+
+    def appends_ok(self, svc):
+        return self.metric(svc, "btcstream_cluster_appends_total",
+                           result="ok") or 0
+
+    def test_the_log_keeps_at_most_history_max_entries(self):
+        redis = self.start_redis()
+        up = self.start_upstream()
+        a = self.start_node(redis.url, up, "node-a", "--history-max", "5")
+        self.wait_ready([a])
+        self.wait_until(lambda: self.appends_ok(a) >= 12, 10,
+                        "12 appends by node-a")
+        self.assertEqual(redis.command("XLEN", self.log_key()), 5,
+                         "--history-max 5: the log is cut to 5 entries")
+        entries = self.log_entries(redis)
+        self.assert_log_chain(entries)
+        self.assertEqual(redis.command("PTTL", self.log_key()), -1,
+                         "the log key never expires as a whole")
+
+    def test_the_log_drops_entries_older_than_history_ttl(self):
+        redis = self.start_redis()
+        up = self.start_upstream()
+        a = self.start_node(redis.url, up, "node-a", "--history-ttl", "1s",
+                            "--history-max", "1000")
+        self.wait_ready([a])
+        self.wait_until(lambda: self.log_entries(redis), 10, "a log entry")
+        first = self.log_entries(redis)[0]
+        # Appends for 3 s past the first: it is 2 s past the TTL.
+        self.wait_until(lambda: self.log_entries(redis)[-1].ts_ms
+                        >= first.ts_ms + 3000, 10, "3 s of appends")
+        entries = self.log_entries(redis)  # one XRANGE: one state of the log
+        newest = entries[-1]
+        old = [e.id for e in entries if e.id < newest.ts_ms - 1000]
+        self.assertEqual(old, [], "entries more than --history-ttl 1s "
+                         "before the newest one's ts %d" % newest.ts_ms)
+        self.assertNotIn(first.id, [e.id for e in entries])
+        self.assertLessEqual(len(entries), 10, "about 1 s of 200 ms "
+                             "intervals")
+        self.assert_log_chain(entries)
+
+
 class LeaseHandoverTest(ClusterCase):
     """A leader stopped cleanly hands its lease over: with a 10 s lease the
     next node polls within about an interval, not after the TTL."""

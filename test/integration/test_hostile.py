@@ -222,7 +222,9 @@ class MaxHttpConnectionsTest(HostileCase):
             conn.send(b"GET /healthz HTTP/1.1\r\n")
             idle.append(conn)
         opened = time.monotonic()
-        time.sleep(0.3)  # all accepted
+        # All ten accepted: a request more is one too many.
+        self.wait_until(lambda: http_request(svc.port, "GET", "/api/v1/info")
+                        .status == 503, 5, "a 503 once the 10 are accepted")
         for target in ("/api/v1/info", "/api/v1/price", "/"):
             started = time.monotonic()
             response = http_request(svc.port, "GET", target)

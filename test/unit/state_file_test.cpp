@@ -91,10 +91,17 @@ TEST_CASE("files are written atomically and read back; a missing one says "
   CHECK(!read_file(path, text, missing).empty());
   CHECK(missing);
   CHECK(write_file_atomically(path, "one").empty());
+  // A hard link keeps the first file: written in place, the second write
+  // would show through it; replaced by a rename, the link keeps "one".
+  auto old = (dir / "old.json").string();
+  REQUIRE(::link(path.c_str(), old.c_str()) == 0);
   CHECK(write_file_atomically(path, "two").empty());
   CHECK(read_file(path, text, missing).empty());
   CHECK(!missing);
   CHECK(text == "two");
+  CHECK(read_file(old, text, missing).empty());
+  CHECK(text == "one");
+  CHECK(std::filesystem::hard_link_count(old) == 1);
   CHECK(!std::filesystem::exists(path + ".tmp"));
   CHECK(!write_file_atomically((dir / "no" / "such").string(), "x").empty());
   std::filesystem::remove_all(dir);
