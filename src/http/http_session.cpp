@@ -67,19 +67,26 @@ void http_session::do_read() {
   parser_.emplace();
   parser_->header_limit(ctx_->opts.max_head_bytes);
   parser_->body_limit(ctx_->opts.max_body_bytes);
-  if (!first_request_ && buffer_.size() == 0) {
-    // Idle between requests: wait for the next one's first bytes under the
-    // idle timeout; its head then gets the head timeout like the first, so
-    // a head trickled on a kept-alive connection is cut as soon.
-    stream_.expires_after(ctx_->opts.idle_timeout);
-    stream_.async_read_some(
-        buffer_.prepare(4096),
-        [self = shared_from_this()](beast::error_code ec, size_t n) {
-          self->on_first_bytes(ec, n);
-        });
-    return;
+  if (!first_request_) {
+    skip_empty_lines();
+    if (buffer_.size() == 0) {
+      // Idle between requests: wait for the next one's first bytes under
+      // the idle timeout; its head then gets the head timeout like the
+      // first, so a head trickled on a kept-alive connection is cut as soon.
+      stream_.expires_after(ctx_->opts.idle_timeout);
+      read_first_bytes();
+      return;
+    }
   }
   read_head();
+}
+
+void http_session::read_first_bytes() {
+  stream_.async_read_some(
+      buffer_.prepare(4096),
+      [self = shared_from_this()](beast::error_code ec, size_t n) {
+        self->on_first_bytes(ec, n);
+      });
 }
 
 void http_session::on_first_bytes(beast::error_code ec, size_t n) {
@@ -88,7 +95,22 @@ void http_session::on_first_bytes(beast::error_code ec, size_t n) {
     return;
   }
   buffer_.commit(n);
+  skip_empty_lines();
+  if (buffer_.size() == 0) {
+    read_first_bytes(); // under the same idle deadline: blank lines buy none
+    return;
+  }
   read_head();
+}
+
+void http_session::skip_empty_lines() {
+  // RFC 9112 2.2: empty lines before a request line are ignored (some
+  // clients send a CRLF after a POST body).
+  auto bytes = static_cast<const char*>(buffer_.data().data());
+  size_t n = 0;
+  while (n < buffer_.size() && (bytes[n] == '\r' || bytes[n] == '\n'))
+    ++n;
+  buffer_.consume(n);
 }
 
 void http_session::read_head() {

@@ -35,7 +35,10 @@ public:
 
 private:
   void do_read();
+  void read_first_bytes();
   void on_first_bytes(boost::beast::error_code ec, size_t n);
+  /// Drops CR and LF bytes before the next request line.
+  void skip_empty_lines();
   void read_head();
   void on_head(boost::beast::error_code ec, size_t n);
   void on_read(boost::beast::error_code ec, size_t n);

@@ -283,6 +283,18 @@ std::vector<decision> serve(std::string_view input, size_t chunk) {
   std::string buf; // http_session's flat_buffer, kept across requests
   std::vector<decision> out;
   for (int i = 0; i < 8; ++i) {
+    // http_session::skip_empty_lines between requests: on what is buffered,
+    // and on what comes while nothing else is.
+    while (i > 0) {
+      auto n = buf.find_first_not_of("\r\n");
+      buf.erase(0, n == std::string::npos ? buf.size() : n);
+      if (!buf.empty())
+        break;
+      auto more = sock.read();
+      if (more.empty())
+        break;
+      buf.append(more);
+    }
     http::request_parser<http::string_body> p;
     p.header_limit(opts.max_head_bytes);
     p.body_limit(opts.max_body_bytes);
