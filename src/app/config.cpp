@@ -7,16 +7,21 @@
 
 #include <boost/program_options.hpp>
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace btcstream {
 
@@ -81,7 +86,7 @@ po::options_description options() {
     ("log-level", s("info"), "debug, info, warn or error")
     ("log-format", s("text"), "text or json (one object per line)")
     ("redis", s("none"),
-     "redis://[:password@]host:port[/db] enables cluster mode")
+     "redis://[[user]:password@]host[:port][/db 0-15] enables cluster mode")
     ("redis-password-file", s("none"), "file holding the Redis password")
     ("redis-prefix", s("btcstream"), "prefix of btcstream's keys in Redis")
     ("node-id", s("hostname:pid"), "this node's name in the cluster")
@@ -137,11 +142,21 @@ uint64_t count_of(const po::variables_map& vm, const char* k, uint64_t def,
 /// A secret from a file, trailing white space dropped; `flag` names it in
 /// errors.
 std::string read_secret_file(const std::string& path, const char* flag) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw bad_value{std::string{"--"} + flag + ": '" + path
+                    + "' is not a readable file"};
   std::ifstream in{path, std::ios::binary};
   if (!in)
     throw bad_value{std::string{"--"} + flag + ": cannot read '" + path + "'"};
-  std::string key{std::istreambuf_iterator<char>{in},
-                  std::istreambuf_iterator<char>{}};
+  std::string key;
+  try {
+    key.assign(std::istreambuf_iterator<char>{in},
+               std::istreambuf_iterator<char>{});
+  } catch (const std::exception& e) {
+    throw bad_value{std::string{"--"} + flag + ": cannot read '" + path
+                    + "': " + e.what()};
+  }
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
     key.pop_back();
   if (key.empty())
@@ -192,12 +207,22 @@ void build_cluster(const po::variables_map& vm, config& c) {
 std::pair<std::string, std::string> host_port(const std::string& value,
                                               const char* flag) {
   auto colon = value.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size())
+  if (colon == std::string::npos || colon == 0 || colon + 1 == value.size()
+      || (value.front() == '[' && value[colon - 1] != ']'))
     throw bad_value{std::string{"--"} + flag + ": expected HOST:PORT, got '"
                     + value + "'"};
   auto host = value.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+  bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed)
     host = host.substr(1, host.size() - 2);
+  // An address, not a name: the listener binds it as it is, and a name
+  // found out only at the bind would exit 1 (restarted) instead of 2.
+  in6_addr any;
+  if (!(bracketed ? ::inet_pton(AF_INET6, host.c_str(), &any)
+                  : ::inet_pton(AF_INET, host.c_str(), &any)))
+    throw bad_value{std::string{"--"} + flag + ": expected HOST:PORT with an "
+                    + "IP address for HOST (IPv6 in brackets), got '" + value
+                    + "'"};
   auto port = value.substr(colon + 1);
   for (char ch : port)
     if (!std::isdigit(static_cast<unsigned char>(ch)) || port.size() > 5
@@ -205,6 +230,74 @@ std::pair<std::string, std::string> host_port(const std::string& value,
       throw bad_value{std::string{"--"} + flag + ": invalid port in '" + value
                       + "'"};
   return {host, port};
+}
+
+/// Refuses a --state-file that could not be written at shutdown, rather than
+/// find it out then and lose the buffer.
+void check_state_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw bad_value{"--state-file: '" + path + "' is a directory"};
+  auto dir = fs::path{path}.parent_path();
+  if (dir.empty())
+    dir = ".";
+  if (!fs::is_directory(dir, ec))
+    throw bad_value{"--state-file: no directory '" + dir.string() + "'"};
+  // Written as a new file beside it, then renamed: the directory must take
+  // new files.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw bad_value{"--state-file: cannot write in '" + dir.string() + "'"};
+}
+
+/// The edit distance of two names, their dashes left out.
+size_t distance(std::string_view a, std::string_view b) {
+  std::string x, y;
+  for (char ch : a)
+    if (ch != '-')
+      x += ch;
+  for (char ch : b)
+    if (ch != '-')
+      y += ch;
+  std::vector<size_t> row(y.size() + 1);
+  for (size_t j = 0; j <= y.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= x.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= y.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (x[i - 1] == y[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[y.size()];
+}
+
+/// The flag a BTCSTREAM_* variable that names none was most likely meant
+/// for (`history-ttl` for BTCSTREAM_HISTORYTTL or BTCSTREAM_history_ttl), if
+/// any is that close. Other BTCSTREAM_* variables (the test suites' own)
+/// are not settings of the service and pass without a word.
+std::optional<std::string> near_flag(const po::options_description& desc,
+                                     const std::string& name) {
+  for (auto& o : desc.options()) {
+    auto& flag = o->long_name();
+    if (flag != "help" && flag != "version" && flag != "healthcheck"
+        && distance(name, flag) <= 2)
+      return flag;
+  }
+  return std::nullopt;
+}
+
+/// BTCSTREAM_<FLAG> of a flag.
+std::string env_name(const std::string& flag) {
+  std::string var = "BTCSTREAM_";
+  for (char ch : flag)
+    var += ch == '-' ? '_'
+                     : static_cast<char>(
+                         std::toupper(static_cast<unsigned char>(ch)));
+  return var;
 }
 
 bool switch_of(const po::variables_map& vm, const char* k) {
@@ -226,10 +319,17 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
   c.reuse_port = switch_of(vm, "reuse-port");
   if (auto admin = get(vm, "admin-listen"))
     std::tie(c.admin_host, c.admin_port) = host_port(*admin, "admin-listen");
-  if (auto age = get(vm, "max-stream-age"); age && *age != "off")
-    c.max_stream_age
-        = duration_of(vm, "max-stream-age", std::chrono::milliseconds{0}, true);
+  if (auto age = get(vm, "max-stream-age"); age && *age != "off") {
+    try {
+      c.max_stream_age = duration_of(vm, "max-stream-age",
+                                     std::chrono::milliseconds{0}, true);
+    } catch (const bad_value& e) {
+      throw bad_value{std::string{e.what()} + ", or off"};
+    }
+  }
   c.state_file = get(vm, "state-file").value_or("");
+  if (!c.state_file.empty())
+    check_state_file(c.state_file);
   c.interval = duration_of(vm, "interval", defaults::interval, true);
   c.history_ttl = duration_of(vm, "history-ttl", defaults::history_ttl, true);
   // Both at most a year (duration_of): no overflow here.
@@ -265,14 +365,19 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
   if (!flag_key && !flag_file && key && key_file)
     throw bad_value{"--api-key and --api-key-file (BTCSTREAM_API_KEY and "
                     "BTCSTREAM_API_KEY_FILE): give only one"};
-  if (flag_file || (!flag_key && key_file))
+  std::string key_source;
+  if (flag_file || (!flag_key && key_file)) {
     c.api_key = read_secret_file(*key_file, "api-key-file");
-  else if (key)
+    key_source = "--api-key-file";
+  } else if (key) {
     c.api_key = *key;
-  else if (auto fallback = get(vm, "coindesk-api-key"))
+    key_source = "--api-key";
+  } else if (auto fallback = get(vm, "coindesk-api-key")) {
     c.api_key = *fallback;
+    key_source = "COINDESK_API_KEY";
+  }
   if (c.api_key.find_first_of("\r\n") != std::string::npos)
-    throw bad_value{"--api-key: must be one line"};
+    throw bad_value{key_source + ": the key must be one line"};
   c.web_root = get(vm, "web-root").value_or("");
   c.heartbeat = duration_of(vm, "heartbeat", defaults::heartbeat, true);
   c.retry = duration_of(vm, "retry", defaults::retry, true);
@@ -344,27 +449,58 @@ config build(const po::variables_map& vm, const po::variables_map& flags) {
 config_result parse_config(int argc, const char* const* argv) {
   auto desc = options();
   config_result out;
+  // A probe's answer is 0 or 1 (2 means something else to Docker): a bad
+  // setting makes it fail with 1 like any other reason it cannot probe.
+  bool healthcheck = false;
+  for (int i = 1; i < argc; ++i)
+    healthcheck = healthcheck || std::string_view{argv[i]} == "--healthcheck";
   try {
     po::variables_map vm;
     po::variables_map flags; // the command line alone, for the key's sources
-    auto from_cli = po::command_line_parser(argc, argv).options(desc).run();
+    // Whole flag names only, and no stray words: `btcstream 127.0.0.1:9000`
+    // must not start on the default address.
+    auto from_cli = po::command_line_parser(argc, argv)
+                        .options(desc)
+                        .positional(po::positional_options_description{})
+                        .style(po::command_line_style::default_style
+                               & ~po::command_line_style::allow_guessing)
+                        .run();
     po::store(from_cli, flags);
     po::store(from_cli, vm);
     // Environment after flags: store() keeps the first value it sees.
-    auto from_env = [&desc](const std::string& var) -> std::string {
+    std::vector<std::string> unknown;
+    auto from_env = [&desc, &unknown](const std::string& var) -> std::string {
       const std::string prefix = "BTCSTREAM_";
       if (var.compare(0, prefix.size(), prefix) != 0)
         return {};
       std::string flag;
-      for (char ch : var.substr(prefix.size()))
+      bool upper = true;
+      for (char ch : var.substr(prefix.size())) {
+        upper = upper && !std::islower(static_cast<unsigned char>(ch));
         flag += ch == '_' ? '-'
                           : static_cast<char>(
                               std::tolower(static_cast<unsigned char>(ch)));
+      }
       if (flag == "help" || flag == "version" || flag == "healthcheck")
         return {};
-      return desc.find_nothrow(flag, false) ? flag : std::string{};
+      if (upper && desc.find_nothrow(flag, false))
+        return flag;
+      if (auto near = near_flag(desc, flag))
+        unknown.push_back("environment variable " + var
+                          + " names no flag (ignored): did you mean "
+                          + env_name(*near) + "?");
+      return {};
     };
     po::store(po::parse_environment(desc, from_env), vm);
+    // An empty variable is no setting (BTCSTREAM_API_KEY= must not hide
+    // COINDESK_API_KEY); an empty flag is still an error where it is one.
+    for (auto it = vm.begin(); it != vm.end();) {
+      auto* s = boost::any_cast<std::string>(&it->second.value());
+      if (s && s->empty() && !flags.count(it->first))
+        it = vm.erase(it);
+      else
+        ++it;
+    }
     // COINDESK_API_KEY is the weakest source of the key: kept apart so that
     // it never clashes with --api-key-file.
     po::options_description hidden;
@@ -380,8 +516,9 @@ config_result parse_config(int argc, const char* const* argv) {
     if (vm.count("help")) {
       std::ostringstream os;
       os << desc
-         << "\nDurations take ms, s, min (or m), h; sizes take KiB, "
-            "MiB.\nThe key is also read from COINDESK_API_KEY.\n";
+         << "\nDurations take ms, s, min (or m), h; sizes take B (or a "
+            "bare number of bytes), KiB, MiB, GiB.\nThe key is also read "
+            "from COINDESK_API_KEY.\n";
       out.output = os.str();
       return out;
     }
@@ -390,8 +527,13 @@ config_result parse_config(int argc, const char* const* argv) {
       return out;
     }
     out.cfg = build(vm, flags);
+    out.cfg->warnings = std::move(unknown);
+  } catch (const po::too_many_positional_options_error&) {
+    out.exit_code = healthcheck ? 1 : 2;
+    out.output = "btcstream: a word that is not a flag was given (every "
+                 "setting is --name value)\nTry 'btcstream --help'.\n";
   } catch (const std::exception& e) {
-    out.exit_code = 2;
+    out.exit_code = healthcheck ? 1 : 2;
     out.output
         = std::string{"btcstream: "} + e.what() + "\nTry 'btcstream --help'.\n";
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace btcstream {
 
@@ -52,6 +53,9 @@ struct config {
   log_format format = log_format::text;
   /// `--healthcheck`: probe the running service instead of running one.
   bool healthcheck = false;
+  /// What the start logs as warnings: BTCSTREAM_* variables that name no
+  /// flag (a typo would otherwise be a setting silently not applied).
+  std::vector<std::string> warnings;
   unsigned io_threads = 2;
   unsigned actor_threads = 2;
   /// Cluster mode: `--redis` as given (empty: one node in memory). Never

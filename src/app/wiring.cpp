@@ -57,7 +57,9 @@ uint64_t raise_fd_limit() {
 
 /// The web root: as configured, else the installed one, else the source
 /// tree's (running from a build directory).
-std::optional<fs::path> find_web_root(const std::string& configured) {
+/// Where the web root may be: `--web-root`, else next to the binary, where
+/// it is installed, the source tree.
+std::vector<fs::path> web_root_candidates(const std::string& configured) {
   std::vector<fs::path> candidates;
   if (!configured.empty()) {
     candidates.emplace_back(configured);
@@ -70,6 +72,10 @@ std::optional<fs::path> find_web_root(const std::string& configured) {
     candidates.emplace_back(BTCSTREAM_INSTALLED_WEB_ROOT);
     candidates.emplace_back(BTCSTREAM_SOURCE_WEB_ROOT);
   }
+  return candidates;
+}
+
+std::optional<fs::path> find_web_root(const std::vector<fs::path>& candidates) {
   for (auto& c : candidates) {
     std::error_code ec;
     auto p = fs::canonical(c, ec);
@@ -152,10 +158,19 @@ int run_service(const config& given) {
     cfg.max_clients = fd_limit > defaults::reserved_fds * 2
                           ? fd_limit - defaults::reserved_fds
                           : fd_limit / 2;
-  auto web_root = find_web_root(cfg.web_root);
+  for (auto& warning : cfg.warnings)
+    log(log_level::warn, warning);
+  auto candidates = web_root_candidates(cfg.web_root);
+  auto web_root = find_web_root(candidates);
   if (!web_root) {
+    std::string tried;
+    for (auto& c : candidates)
+      tried += (tried.empty() ? "'" : ", '") + c.string() + "'";
     log(log_level::error,
-        "--web-root: no such directory: '" + cfg.web_root + "'");
+        cfg.web_root.empty()
+            ? "--web-root: none given and no web root found (tried " + tried
+                  + "): give --web-root"
+            : "--web-root: no such directory: '" + cfg.web_root + "'");
     return 2;
   }
   cfg.web_root = web_root->string();

@@ -150,8 +150,15 @@ std::string read_file(const std::string& path, std::string& text,
     missing = errno == ENOENT;
     return "cannot read '" + path + "': " + errno_text();
   }
-  text.assign(std::istreambuf_iterator<char>{in},
-              std::istreambuf_iterator<char>{});
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    return "'" + path + "' is not a regular file";
+  try {
+    text.assign(std::istreambuf_iterator<char>{in},
+                std::istreambuf_iterator<char>{});
+  } catch (const std::exception& e) {
+    return "cannot read '" + path + "': " + e.what();
+  }
   if (in.bad())
     return "cannot read '" + path + "'";
   return {};

@@ -38,6 +38,14 @@ BAD_VALUES = [
     ("--max-stream-age", "9999999h"),
     # A default --history-max over its maximum (25,920,001 entries).
     ("--history-ttl", "720h --interval 100ms"),
+    # A name, not an address: found out only at the bind, it exited 1 (and a
+    # service manager restarted it) instead of 2.
+    ("--listen", "localhost:8080"), ("--admin-listen", "localhost:9"),
+    ("--listen", "300.1.1.1:8080"), ("--listen", "[::1]"),
+    ("--listen", "[127.0.0.1]:8080"),
+    # A state file that could not be written at shutdown (the buffer lost).
+    ("--state-file", "/nonexistent/state.json"),
+    ("--state-file", "/"), ("--api-key-file", "/"),
 ]
 
 # One bad value per flag, given through the environment instead.
@@ -115,6 +123,24 @@ class BadValueTest(unittest.TestCase):
                                 "the message must name %s or %s: %r"
                                 % (flag, name, err))
 
+    def test_a_stray_word_is_refused(self):
+        # It used to be ignored: `btcstream 127.0.0.1:9000` served on the
+        # default 0.0.0.0:8080.
+        code, out, err = run(with_defaults(["127.0.0.1:9000"]))
+        self.assertEqual(code, 2, err)
+        self.assertIn("not a flag", err)
+
+    def test_an_abbreviated_flag_is_refused(self):
+        code, out, err = run(with_defaults(["--heal"]))
+        self.assertEqual(code, 2, err)
+        self.assertIn("--heal", err)
+
+    def test_a_bad_setting_fails_a_healthcheck_with_1_not_2(self):
+        # Docker reads a health check's 2 as reserved; a probe says 0 or 1.
+        code, out, err = run(["--healthcheck", "--interval", "5"])
+        self.assertEqual(code, 1, err)
+        self.assertIn("--interval", err)
+
     def test_port_in_use_names_listen(self):
         sock = socket.socket()
         self.addCleanup(sock.close)
@@ -160,6 +186,30 @@ class EnvironmentTest(ServiceCase):
                          {"interval_ms": 150, "history_ttl_ms": 120000,
                           "history_max": 9, "heartbeat_ms": 1500,
                           "mode": "single"})
+
+    def test_a_misspelt_variable_is_warned_about_and_an_empty_one_unset(self):
+        up = self.start_upstream()
+        svc = self.start_service(up, interval="", env={
+            "BTCSTREAM_HISTORYTTL": "2min", "BTCSTREAM_interval": "150ms",
+            "BTCSTREAM_INTERVAL": "250ms", "BTCSTREAM_HISTORY_MAX": "",
+            "BTCSTREAM_SOME_TOOL": "x"})
+        log = svc.log()
+        self.assertIn("BTCSTREAM_HISTORYTTL names no flag (ignored): did you "
+                      "mean BTCSTREAM_HISTORY_TTL?", log)
+        self.assertIn("BTCSTREAM_interval names no flag (ignored): did you "
+                      "mean BTCSTREAM_INTERVAL?", log)
+        # Not near any flag: a variable of some other tool, not a typo.
+        self.assertNotIn("BTCSTREAM_SOME_TOOL", log)
+        info = self.info(svc)
+        # The empty BTCSTREAM_HISTORY_MAX is no setting: the default, derived.
+        self.assertEqual((info["interval_ms"], info["history_ttl_ms"],
+                          info["history_max"]), (250, 3600000, 14401))
+
+    def test_an_empty_key_variable_does_not_hide_coindesk_api_key(self):
+        code, out, err = run(with_defaults([]), env={
+            "BTCSTREAM_API_KEY": "", "COINDESK_API_KEY": "k1"}, timeout=1.5)
+        self.assertIsNone(code, err)  # it serves
+        self.assertIn("api_key=<redacted>", err)
 
     def test_a_flag_wins_over_the_environment(self):
         up = self.start_upstream()

@@ -122,3 +122,19 @@ TEST_CASE("a state file named without a directory is written in the "
   CHECK(text == "three");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a directory where the state file should be is an error, not a "
+          "crash") {
+  // Reading a directory through a stream throws in libstdc++: the process
+  // aborted at start.
+  auto dir = std::filesystem::temp_directory_path()
+             / ("btcstream-state-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string text;
+  bool missing = true;
+  std::string err;
+  CHECK_NOTHROW(err = read_file(dir.string(), text, missing));
+  CHECK(err.find("not a regular file") != std::string::npos);
+  CHECK(!missing);
+  std::filesystem::remove_all(dir);
+}
