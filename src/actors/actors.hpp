@@ -53,6 +53,9 @@ using update_sink_actor
 using buffer_actor = caf::typed_actor<
     // A validated update with its id, from the fetcher (one node).
     caf::reacts_to<atom::publish, update>,
+    // An update of the state file, at start (one node): stored and passed
+    // on like a published one, but not counted as published.
+    caf::reacts_to<atom::restore, update>,
     // An entry of the cluster's log, in log order, from the reader.
     caf::reacts_to<atom::ingest, log_entry>,
     // A lagging node's wait for a resume id ends, from itself.

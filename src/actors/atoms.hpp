@@ -32,6 +32,7 @@ CAF_ADD_ATOM(btcstream, btcstream::atom, retire, "retire")
 CAF_ADD_ATOM(btcstream, btcstream::atom, release, "release")
 CAF_ADD_ATOM(btcstream, btcstream::atom, ended, "ended")
 CAF_ADD_ATOM(btcstream, btcstream::atom, forget, "forget")
+CAF_ADD_ATOM(btcstream, btcstream::atom, restore, "restore")
 
 CAF_END_TYPE_ID_BLOCK(btcstream)
 

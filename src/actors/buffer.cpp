@@ -24,8 +24,10 @@ void expire(buffer_state& st) {
 
 using self_ptr = buffer_actor::stateful_pointer<buffer_state>;
 
-/// Stores an update whose predecessor in the log is `prev` and publishes it.
-void store(self_ptr self, const update& u, uint64_t prev) {
+/// Stores an update whose predecessor in the log is `prev` and publishes it
+/// (counted unless `restored`: not new, but what the last run saved).
+void store(self_ptr self, const update& u, uint64_t prev,
+           bool restored = false) {
   auto& st = self->state;
   auto holes = st.ring->holes();
   auto held = st.ring->newest_id();
@@ -48,7 +50,8 @@ void store(self_ptr self, const update& u, uint64_t prev) {
   auto out = *s;
   expire(st);
   st.last = u;
-  m.events_published.fetch_add(1, std::memory_order_relaxed);
+  if (!restored)
+    m.events_published.fetch_add(1, std::memory_order_relaxed);
   m.last_price_usd.store(u.price, std::memory_order_relaxed);
   m.last_price_ts_ms.store(u.ts_ms, std::memory_order_relaxed);
   self->send(st.broadcaster, atom::publish_v, std::move(out));
@@ -96,6 +99,9 @@ buffer(buffer_actor::stateful_pointer<buffer_state> self, size_t capacity,
       // A validated update with its id, from the fetcher.
       [self](atom::publish, const update& u) {
         store(self, u, self->state.ring->newest_id());
+      },
+      [self](atom::restore, const update& u) {
+        store(self, u, self->state.ring->newest_id(), true);
       },
       // An entry of the cluster's log, from the reader.
       [self](atom::ingest, const log_entry& e) {

@@ -133,16 +133,21 @@ fetcher(self_ptr self, std::shared_ptr<upstream_client> client,
         if (!st.active || epoch != st.epoch)
           return;
         auto now = self->clock().now();
+        // Past the lease (cluster mode), the ticks are no longer this
+        // node's to poll, nor to count as skipped: the bus says follow.
+        bool leading = now < st.lead_until;
         // Due now; the next one is a whole interval later. Ticks that were
         // missed (a stalled scheduler) are skipped, not bursted.
         st.next_tick += st.interval;
         while (st.next_tick <= now) {
           st.next_tick += st.interval;
-          skip(st);
+          if (leading)
+            skip(st);
         }
         self->scheduled_send(self, st.next_tick, atom::tick_v, st.epoch);
         if (!may_start(self)) {
-          skip(st);
+          if (leading)
+            skip(st);
           return;
         }
         start_request(self);

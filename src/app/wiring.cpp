@@ -216,6 +216,7 @@ int run_service(const config& given) {
     auto stats = std::make_shared<metrics>();
     bool cluster = !cfg.redis_url.empty();
     stats->cluster_mode = cluster;
+    stats->sse_max_clients = cfg.max_clients;
     auto b = sys.spawn(broadcaster, caf::timespan{cfg.heartbeat}, stats);
     // A lagging node waits up to one interval for a resume id it has not
     // read yet (cluster mode).
@@ -244,7 +245,7 @@ int run_service(const config& given) {
     // One node: what the last run saved, before the first poll.
     auto restored = load_state(cfg, upstream->instrument(), clock->now_ms());
     for (auto& u : restored)
-      caf::anon_send(buf, atom::publish_v, u);
+      caf::anon_send(buf, atom::restore_v, u);
     auto f
         = sys.spawn(fetcher, client, sink, clock, rng, upstream->instrument(),
                     caf::timespan{cfg.interval}, stats, !cluster,

@@ -332,6 +332,9 @@ std::string render_metrics(const metrics& m, uint64_t sse_clients,
   out.reserve(8192);
   header(out, "btcstream_sse_clients", "gauge", "SSE clients connected now.");
   sample(out, "btcstream_sse_clients", static_cast<double>(sse_clients));
+  header(out, "btcstream_sse_max_clients", "gauge",
+         "The --max-clients bound in force.");
+  sample(out, "btcstream_sse_max_clients", get(m.sse_max_clients));
   header(out, "btcstream_sse_connections_total", "counter",
          "SSE streams opened.");
   sample(out, "btcstream_sse_connections_total", get(m.sse_connections));

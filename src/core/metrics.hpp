@@ -114,6 +114,9 @@ struct cluster_metrics {
 /// component that owns the fact and read by the exposition.
 struct metrics {
   // SSE clients.
+  /// --max-clients as in force (its default follows the open-files limit):
+  /// what an alert divides the clients by.
+  std::atomic<uint64_t> sse_max_clients{0};
   std::atomic<uint64_t> sse_connections{0};
   std::array<std::atomic<uint64_t>, disconnect_reasons> sse_disconnects{};
   std::array<std::atomic<uint64_t>, reject_reasons> sse_rejected{};

@@ -349,7 +349,9 @@ void http_session::serve_stream(const target& t, bool head_only) {
   auto choice
       = choose_resume_point(last_event_id, t, system_wall_clock{}.now_ms());
   if (!choice.point) {
-    ctx_->stats->count_rejection(reject_reason::bad_request);
+    // A HEAD opens no stream: not a stream refused, whatever it is told.
+    if (!head_only)
+      ctx_->stats->count_rejection(reject_reason::bad_request);
     log(log_level::warn, "http session rejects a stream: " + choice.error);
     respond(json_error(http::status::bad_request, choice.error, version,
                        keep_alive, ctx_->opts));

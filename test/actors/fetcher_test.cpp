@@ -83,6 +83,26 @@ TEST_CASE("a tick that finds a request in flight is skipped, and missed "
   CHECK_EQ(f.log->updates.size(), 1u);
 }
 
+TEST_CASE("past the lease's deadline, ticks are neither polled nor counted "
+          "as skipped") {
+  // Cluster mode: a node whose lease ran out (paused, say) before the bus
+  // told it to follow is not the poller, and skips nothing.
+  fetcher_fixture f{5s, false};
+  auto until = f.sched->clock().now() + 12s;
+  caf::anon_send(f.fetcher_handle, atom::lead_v, caf::timespan{0},
+                 caf::timespan{until.time_since_epoch()});
+  f.run();
+  for (double price : {1.0, 2.0, 3.0}) { // t = 0, 5, 10 s
+    CHECK(f.upstream->answer_price(price));
+    f.run();
+    f.advance(5s);
+  }
+  f.advance(10s); // t = 25 s: three ticks past the deadline
+  CHECK_EQ(f.upstream->requests, 3u);
+  CHECK_EQ(f.log->updates.size(), 3u);
+  CHECK_EQ(f.stats->upstream_skipped_ticks.load(), 0u);
+}
+
 TEST_CASE("ids are the retrieval time, or previous + 1 when the clock jumps "
           "back, and timestamps never go back") {
   fetcher_fixture f;

@@ -29,6 +29,7 @@ from test_limits import TCP_ESTABLISHED, server_side_state
 # gauges and `buffer_oldest_age_seconds` exist only once there is a price.
 FAMILIES = {
     "btcstream_sse_clients": "gauge",
+    "btcstream_sse_max_clients": "gauge",
     "btcstream_sse_connections_total": "counter",
     "btcstream_sse_disconnects_total": "counter",
     "btcstream_sse_rejected_total": "counter",
@@ -344,6 +345,14 @@ class RejectionMetricsTest(MetricsCase):
             self.assertEqual(s.value("btcstream_sse_connections_total"), 2,
                              "a refused stream is no connection")
             self.assertEqual(s.value("btcstream_sse_clients"), 2)
+            self.assertEqual(s.value("btcstream_sse_max_clients"), 2)
+        # A HEAD opens no stream: told 503 as a GET would be, not counted.
+        self.assertEqual(self.request(svc, "HEAD", "/stream").status, 503)
+        self.assertEqual(self.request(svc, "HEAD", "/stream?since=x").status,
+                         400)
+        s = self.scrape(svc)
+        self.assertEqual(s.by_label("btcstream_sse_rejected_total", "reason"),
+                         {"max_clients": 2, "bad_request": 0})
         for st in streams:
             self.read_frames(st, 1)
 

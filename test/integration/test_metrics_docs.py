@@ -277,6 +277,7 @@ class RulesTest(DocsCase):
             + s("btcstream_sse_rejected_total", "ok:1", "0x30",
                 reason="max_clients")
             + s("btcstream_sse_clients", "ok:1", "100x30")
+            + s("btcstream_sse_max_clients", "ok:1", "1000x30")
             + s("process_open_fds", "ok:1", "110x30")
             + s("process_max_fds", "ok:1", "1100x30")
             + s("btcstream_event_delivery_seconds_bucket", "ok:1",
@@ -294,6 +295,7 @@ class RulesTest(DocsCase):
             + s("btcstream_sse_rejected_total", "bad:1", "0+2x30",
                 reason="max_clients")
             + s("btcstream_sse_clients", "bad:1", "950x30")
+            + s("btcstream_sse_max_clients", "bad:1", "1000x30")
             + s("process_open_fds", "bad:1", "1050x30")
             + s("process_max_fds", "bad:1", "1100x30")
             + s("btcstream_event_delivery_seconds_bucket", "bad:1",
@@ -341,7 +343,8 @@ class RulesTest(DocsCase):
 class DashboardTest(DocsCase):
     REQUIRED = {
         "btcstream_last_price_usd", "btcstream_last_price_age_seconds",
-        "btcstream_sse_clients", "btcstream_sse_connections_total",
+        "btcstream_sse_clients", "btcstream_sse_max_clients",
+        "btcstream_sse_connections_total",
         "btcstream_sse_disconnects_total", "btcstream_event_fanout_seconds",
         "btcstream_event_delivery_seconds",
         "btcstream_upstream_requests_total",

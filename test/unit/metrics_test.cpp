@@ -93,6 +93,7 @@ TEST_CASE("a thread that batches hands its count to the probe when it "
 TEST_CASE("the exposition names every metric with HELP, TYPE and labels") {
   metrics m;
   m.sse_connections = 7;
+  m.sse_max_clients = 19900;
   m.count_disconnect(disconnect_reason::slow_consumer);
   m.count_rejection(reject_reason::max_clients);
   m.count_upstream(fetch_outcome::tls_error);
@@ -103,6 +104,8 @@ TEST_CASE("the exposition names every metric with HELP, TYPE and labels") {
   auto text = render_metrics(m, 5, 1000, process_stats{}, 8);
   CHECK(has_line(text, "# TYPE btcstream_sse_clients gauge"));
   CHECK(has_line(text, "btcstream_sse_clients 5"));
+  CHECK(has_line(text, "# TYPE btcstream_sse_max_clients gauge"));
+  CHECK(has_line(text, "btcstream_sse_max_clients 19900"));
   CHECK(has_line(text, "btcstream_sse_connections_total 7"));
   CHECK(has_line(
       text, R"(btcstream_sse_disconnects_total{reason="slow_consumer"} 1)"));
