@@ -2,7 +2,23 @@
 // chart's price scale (web/chart.js touches the DOM only when drawn).
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// web/*.js are ES modules without a package.json saying so (the browser
+// needs none): Node 18, Debian 12's, reads them as CommonJS. A copy beside
+// a package.json with "type": "module" imports alike in every Node.
+const webCopy = mkdtempSync(join(tmpdir(), 'btcstream-web-'));
+after(() => rmSync(webCopy, { recursive: true, force: true }));
+const web = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
+for (const name of readdirSync(web).filter((n) => n.endsWith('.js'))) {
+  copyFileSync(join(web, name), join(webCopy, name));
+}
+writeFileSync(join(webCopy, 'package.json'), '{"type": "module"}\n');
+const webModule = (name, query = '') => import(pathToFileURL(join(webCopy, name)).href + query);
 
 // ECMA-402 before its 2021 edition (Chromium < 89, Safari < 14.1): a
 // maximumFractionDigits below the style's default minimum (2 for USD) is a
@@ -25,7 +41,7 @@ test('format.js loads where maximumFractionDigits may not undercut the currency 
   const Native = Intl.NumberFormat;
   Intl.NumberFormat = oldEngineNumberFormat(Native);
   try {
-    const format = await import('../../web/format.js?old-engine');
+    const format = await webModule('format.js', '?old-engine');
     Intl.NumberFormat = Native;
     const label = format.formatAxisPrice(97120, 10).replace(/\D+$/, '');
     assert.match(label, /97/);
@@ -36,7 +52,7 @@ test('format.js loads where maximumFractionDigits may not undercut the currency 
 });
 
 test('a change is coloured by the cent it shows: "$0.00" is flat', async () => {
-  const { direction, formatDelta } = await import('../../web/format.js');
+  const { direction, formatDelta } = await webModule('format.js');
   for (const d of [0.004, -0.004, 0.0049, -0.0049, 1e-9, -1e-9, 0, -0]) {
     assert.equal(direction(d), 'flat', `${d} shows ${formatDelta(d)}`);
   }
@@ -54,7 +70,7 @@ test('a change is coloured by the cent it shows: "$0.00" is flat', async () => {
 });
 
 test('the price axis of a window a few ulp wide is a flat line with a finite grid', async () => {
-  const { priceDomain, priceTicks } = await import('../../web/chart.js');
+  const { priceDomain, priceTicks } = await webModule('chart.js');
   for (const prices of [[97123.45, 97123.45000000001], [97123.45], [97123.45, 97123.459], [5e-324, 0]]) {
     const { lo, hi } = priceDomain(prices);
     assert.ok(hi - lo >= 0.01, `${prices}: a span of ${hi - lo}`);
@@ -79,7 +95,7 @@ async function feedForTest() {
       this.detail = detail;
     }
   };
-  const { PriceFeed } = await import('../../web/stream.js');
+  const { PriceFeed } = await webModule('stream.js');
   const feed = new PriceFeed();
   clearInterval(feed.staleTimer);
   const shown = [];
@@ -131,7 +147,7 @@ test('updates without a valid id, price or timestamp are counted and dropped', a
 });
 
 test('the page backs off from 3 s ± 20 % (as the server hints), doubling up to 30 s', async () => {
-  const { backoffDelay } = await import('../../web/stream.js');
+  const { backoffDelay } = await webModule('stream.js');
   assert.equal(backoffDelay(0, 0), 2400);
   assert.equal(backoffDelay(0, 0.5), 3000);
   assert.ok(backoffDelay(0, 0.999999) <= 3600);
@@ -141,7 +157,7 @@ test('the page backs off from 3 s ± 20 % (as the server hints), doubling up to 
 });
 
 test('a stale page opens a new stream after about two heartbeats, then waits longer each time', async () => {
-  const { staleReopenDelay } = await import('../../web/stream.js');
+  const { staleReopenDelay } = await webModule('stream.js');
   assert.equal(staleReopenDelay(15000, 0, 0.5), 30000);
   assert.equal(staleReopenDelay(15000, 0, 0), 24000);
   assert.ok(staleReopenDelay(15000, 0, 0.999999) <= 36000);
