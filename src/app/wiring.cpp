@@ -55,10 +55,8 @@ uint64_t raise_fd_limit() {
   return rl.rlim_cur == RLIM_INFINITY ? 1'000'000 : rl.rlim_cur;
 }
 
-/// The web root: as configured, else the installed one, else the source
-/// tree's (running from a build directory).
 /// Where the web root may be: `--web-root`, else next to the binary, where
-/// it is installed, the source tree.
+/// it is installed, the source tree's (running from a build directory).
 std::vector<fs::path> web_root_candidates(const std::string& configured) {
   std::vector<fs::path> candidates;
   if (!configured.empty()) {
@@ -75,6 +73,7 @@ std::vector<fs::path> web_root_candidates(const std::string& configured) {
   return candidates;
 }
 
+/// The first candidate that is a directory, canonical.
 std::optional<fs::path> find_web_root(const std::vector<fs::path>& candidates) {
   for (auto& c : candidates) {
     std::error_code ec;
